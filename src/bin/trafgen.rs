@@ -1,0 +1,195 @@
+//! `trafgen`: the command line over the library. It wires stages together and formats
+//! output; all logic lives in the library.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use trafgen::features::csv::FeatureCsv;
+use trafgen::features::{FlowFeatures, PacketFeatures, Rolling};
+use trafgen::flow::{Assignment, Flow, FlowConfig};
+use trafgen::ingest::{self, IngestOptions, Observer};
+use trafgen::inspect::Summary;
+
+#[derive(Parser)]
+#[command(name = "trafgen", version, about = "Learn the traffic in a capture and generate traffic like it")]
+struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info`, `trafgen=debug`.
+    #[arg(long, global = true, default_value = "warn", env = "TRAFGEN_LOG")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Summarise captures (pcap/pcapng, gzip too): packets, protocols, flows per kind, ports,
+    /// size and inter-arrival quantiles, malformed records.
+    Inspect(InspectArgs),
+    /// Write a capture made by trafgen itself (scripted TCP/UDP/ICMP/ARP/IPv6 conversations)
+    /// and inspect it.
+    Demo {
+        /// Directory for demo.pcap.
+        #[arg(long, default_value = "target/demo")]
+        out: PathBuf,
+        /// TCP connections in the demo capture.
+        #[arg(long, default_value_t = 200)]
+        connections: usize,
+    },
+    /// Print the version, the libtorch this build links and whether CUDA is usable.
+    Version,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// Capture files, read in order; each is its own capture.
+    #[arg(required = true)]
+    captures: Vec<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write per-packet and per-flow feature tables (packets.csv, flows.csv) into DIR.
+    #[arg(long, value_name = "DIR")]
+    features_csv: Option<PathBuf>,
+    /// Keep going past corrupt records and unreadable files, counting them.
+    #[arg(long)]
+    skip_bad: bool,
+    /// Stop after N packets in total.
+    #[arg(long, value_name = "N")]
+    max_packets: Option<u64>,
+    #[command(flatten)]
+    flow: FlowArgs,
+}
+
+/// Flow-table settings (the CLI face of `FlowConfig`).
+#[derive(Args)]
+struct FlowArgs {
+    /// Idle timeout of TCP flows, seconds.
+    #[arg(long, default_value_t = FlowConfig::default().tcp_idle_s)]
+    tcp_idle: f64,
+    /// Idle timeout of UDP and other port-based flows, seconds.
+    #[arg(long, default_value_t = FlowConfig::default().udp_idle_s)]
+    udp_idle: f64,
+    /// Idle timeout of no-flow (MAC-pair) traffic, seconds.
+    #[arg(long, default_value_t = FlowConfig::default().noflow_idle_s)]
+    noflow_idle: f64,
+    /// Cap on live flows; beyond it the least recently active are evicted.
+    #[arg(long, default_value_t = FlowConfig::default().max_flows)]
+    max_flows: usize,
+}
+
+impl FlowArgs {
+    fn config(&self) -> Result<FlowConfig> {
+        for (name, v) in [("--tcp-idle", self.tcp_idle), ("--udp-idle", self.udp_idle), ("--noflow-idle", self.noflow_idle)] {
+            anyhow::ensure!(v.is_finite() && v > 0.0, "{name} must be a positive number of seconds, got {v}");
+        }
+        Ok(FlowConfig {
+            tcp_idle_s: self.tcp_idle,
+            udp_idle_s: self.udp_idle,
+            noflow_idle_s: self.noflow_idle,
+            max_flows: self.max_flows,
+            ..FlowConfig::default()
+        })
+    }
+}
+
+/// The summary plus, when asked, the CSV tables.
+struct InspectSink {
+    summary: Summary,
+    csv: Option<FeatureCsv>,
+    csv_error: Option<anyhow::Error>,
+}
+
+impl Observer for InspectSink {
+    fn file_start(&mut self, p: &std::path::Path, f: trafgen::capture::FileFormat, l: trafgen::capture::LinkType) {
+        self.summary.file_start(p, f, l);
+    }
+    fn packet(&mut self, p: &trafgen::capture::Packet, a: Option<&Assignment>, feat: Option<&PacketFeatures>) {
+        self.summary.packet(p, a, feat);
+        if let (Some(csv), Some(row)) = (self.csv.as_mut(), feat) {
+            if let Err(e) = csv.packet(row) {
+                self.csv_error.get_or_insert(e.into());
+            }
+        }
+    }
+    fn flow(&mut self, f: &Flow<Rolling>, ff: &FlowFeatures) {
+        self.summary.flow(f, ff);
+        if let Some(csv) = self.csv.as_mut() {
+            if let Err(e) = csv.flow(ff) {
+                self.csv_error.get_or_insert(e.into());
+            }
+        }
+    }
+}
+
+fn inspect(args: &InspectArgs) -> Result<()> {
+    let opts = IngestOptions {
+        flow: args.flow.config()?,
+        skip_bad: args.skip_bad,
+        packet_features: args.features_csv.is_some(),
+        max_packets: args.max_packets,
+    };
+    let csv = args.features_csv.as_deref().map(FeatureCsv::create).transpose()?;
+    let mut sink = InspectSink { summary: Summary::default(), csv, csv_error: None };
+    let report = ingest::ingest(&args.captures, &opts, &mut sink)?;
+    if let Some(e) = sink.csv_error.take() {
+        return Err(e);
+    }
+    if let Some(csv) = sink.csv.take() {
+        csv.finish()?;
+    }
+    let r = sink.summary.report(&report);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", r.to_text());
+        if let Some(dir) = &args.features_csv {
+            println!("features  {}/packets.csv, {}/flows.csv", dir.display(), dir.display());
+        }
+    }
+    Ok(())
+}
+
+fn demo(out: &std::path::Path, connections: usize) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let path = out.join("demo.pcap");
+    let t0 = 1_700_000_000 * 1_000_000_000i64;
+    let n = trafgen::fixture::write_pcap(&path, trafgen::fixture::demo_mix(connections, t0))
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {} ({n} packets)\n", path.display());
+    inspect(&InspectArgs {
+        captures: vec![path],
+        json: false,
+        features_csv: Some(out.join("features")),
+        skip_bad: false,
+        max_packets: None,
+        flow: FlowArgs {
+            tcp_idle: FlowConfig::default().tcp_idle_s,
+            udp_idle: FlowConfig::default().udp_idle_s,
+            noflow_idle: FlowConfig::default().noflow_idle_s,
+            max_flows: FlowConfig::default().max_flows,
+        },
+    })
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).context("--log")?)
+        .with_writer(std::io::stderr)
+        .init();
+    match &cli.cmd {
+        Cmd::Inspect(args) => inspect(args),
+        Cmd::Demo { out, connections } => demo(out, *connections),
+        Cmd::Version => {
+            let info = trafgen::torch::info();
+            println!("trafgen {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "libtorch {} (cuda available: {}, devices: {}, cudnn: {}, cpu threads: {})",
+                info.libtorch, info.cuda_available, info.cuda_devices, info.cudnn_available, info.cpu_threads
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Reading capture files record by record through libpcap (the `pcap` crate).
+//!
+//! This module owns opening a file (pcap with µs or ns timestamps, pcapng, either of them
+//! gzip-compressed), checking its header before libpcap sees it (so an empty file, a wrong
+//! magic number or a short header get a precise error), and yielding [`Record`]s with
+//! nanosecond timestamps, their 0-based index and, for classic pcap, their byte offset.
+//! Gzip is decompressed by a thread that streams into a pipe libpcap reads from, so memory
+//! stays constant whatever the file size. It does not decode frames (see [`super::decode`]).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use super::error::CaptureError;
+use super::link::LinkType;
+
+/// Container format of a capture file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// Classic pcap; `nanos` for the 0xa1b23c4d magic.
+    Pcap { nanos: bool, big_endian: bool },
+    PcapNg,
+}
+
+impl FileFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::Pcap { nanos: false, .. } => "pcap",
+            FileFormat::Pcap { nanos: true, .. } => "pcap-ns",
+            FileFormat::PcapNg => "pcapng",
+        }
+    }
+}
+
+/// One capture record.
+#[derive(Debug)]
+pub struct Record<'a> {
+    /// 0-based record number in the file.
+    pub index: u64,
+    /// Byte offset of the record header (classic pcap, uncompressed stream); `None` for pcapng.
+    pub offset: Option<u64>,
+    /// Timestamp in ns since the Unix epoch.
+    pub ts_ns: i64,
+    /// Original length of the frame on the wire.
+    pub wire_len: u32,
+    /// The captured bytes.
+    pub data: &'a [u8],
+}
+
+/// A capture file opened for sequential reading.
+pub struct CaptureReader {
+    path: PathBuf,
+    cap: pcap::Capture<pcap::Offline>,
+    link: LinkType,
+    dlt: i32,
+    format: FileFormat,
+    gzip: bool,
+    snaplen: u32,
+    next_index: u64,
+    next_offset: Option<u64>,
+    inflater: Option<JoinHandle<Result<(), String>>>,
+}
+
+const PCAP_HEADER_LEN: u64 = 24;
+const PCAP_RECORD_HEADER_LEN: u64 = 16;
+const PCAPNG_MIN_SHB_LEN: u64 = 28;
+
+impl CaptureReader {
+    /// Opens `path`, checking the container header and the link type.
+    pub fn open(path: impl AsRef<Path>) -> Result<CaptureReader, CaptureError> {
+        let path = path.as_ref().to_path_buf();
+        let open_err = |source| CaptureError::Open { path: path.clone(), source };
+        let mut file = File::open(&path).map_err(open_err)?;
+        let mut head = [0u8; 28];
+        let n = read_up_to(&mut file, &mut head).map_err(open_err)?;
+        if n == 0 {
+            return Err(CaptureError::Empty { path });
+        }
+        let gzip = n >= 2 && head[0] == 0x1f && head[1] == 0x8b;
+        let (format, snaplen, cap, inflater) = if gzip {
+            let file = File::open(&path).map_err(open_err)?;
+            let mut dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 16, file));
+            let mut prefix = [0u8; 28];
+            let n = read_up_to(&mut dec, &mut prefix)
+                .map_err(|e| CaptureError::Gzip { path: path.clone(), msg: e.to_string() })?;
+            if n == 0 {
+                return Err(CaptureError::Empty { path });
+            }
+            let (format, snaplen) = sniff(&path, &prefix[..n])?;
+            let (rfd, wfd) = pipe().map_err(open_err)?;
+            let prefix = prefix[..n].to_vec();
+            let inflater = std::thread::Builder::new()
+                .name("gunzip".into())
+                .spawn(move || {
+                    // SAFETY: wfd is a fresh pipe end owned by nothing else.
+                    let mut w = unsafe { File::from_raw_fd(wfd) };
+                    w.write_all(&prefix).map_err(|e| e.to_string())?;
+                    match std::io::copy(&mut dec, &mut w) {
+                        Ok(_) => Ok(()),
+                        // the reader stopped early (error or drop): not a gzip problem
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                })
+                .map_err(open_err)?;
+            // SAFETY: rfd is a fresh pipe end; libpcap takes ownership (fclose on drop).
+            let cap = unsafe { pcap::Capture::from_raw_fd_with_precision(rfd, pcap::Precision::Nano) };
+            let cap = match cap {
+                Ok(c) => c,
+                Err(e) => {
+                    // libpcap does not close the stream when it fails: close it so the
+                    // inflater sees EPIPE and ends.
+                    unsafe { libc::close(rfd) };
+                    let gz = inflater.join().ok().and_then(|r| r.err());
+                    return Err(match gz {
+                        Some(msg) => CaptureError::Gzip { path, msg },
+                        None => CaptureError::Libpcap { path, msg: e.to_string() },
+                    });
+                }
+            };
+            (format, snaplen, cap, Some(inflater))
+        } else {
+            let (format, snaplen) = sniff(&path, &head[..n])?;
+            let cap = pcap::Capture::from_file_with_precision(&path, pcap::Precision::Nano)
+                .map_err(|e| CaptureError::Libpcap { path: path.clone(), msg: e.to_string() })?;
+            (format, snaplen, cap, None)
+        };
+        let dlt = cap.get_datalink().0;
+        let Some(link) = LinkType::from_dlt(dlt) else {
+            let name = cap.get_datalink().get_name().unwrap_or_else(|_| "unknown".into());
+            return Err(CaptureError::UnsupportedLinkType { path, linktype: dlt, name });
+        };
+        let next_offset = matches!(format, FileFormat::Pcap { .. }).then_some(PCAP_HEADER_LEN);
+        Ok(CaptureReader { path, cap, link, dlt, format, gzip, snaplen, next_index: 0, next_offset, inflater })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn link_type(&self) -> LinkType {
+        self.link
+    }
+    /// The DLT value libpcap reports.
+    pub fn dlt(&self) -> i32 {
+        self.dlt
+    }
+    pub fn format(&self) -> FileFormat {
+        self.format
+    }
+    pub fn is_gzip(&self) -> bool {
+        self.gzip
+    }
+    /// Snapshot length from the classic pcap header (0 for pcapng: per interface there).
+    pub fn snaplen(&self) -> u32 {
+        self.snaplen
+    }
+    /// Records returned so far.
+    pub fn records_read(&self) -> u64 {
+        self.next_index
+    }
+
+    /// The next record, `Ok(None)` at a clean end of file.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, CaptureError> {
+        match self.cap.next_packet() {
+            Ok(pkt) => {
+                let h = pkt.header;
+                let index = self.next_index;
+                let offset = self.next_offset;
+                self.next_index += 1;
+                if let Some(o) = self.next_offset.as_mut() {
+                    *o += PCAP_RECORD_HEADER_LEN + u64::from(h.caplen);
+                }
+                // Precision::Nano: tv_usec holds nanoseconds.
+                let ts_ns = (h.ts.tv_sec as i64).saturating_mul(1_000_000_000).saturating_add(h.ts.tv_usec as i64);
+                Ok(Some(Record { index, offset, ts_ns, wire_len: h.len, data: pkt.data }))
+            }
+            Err(pcap::Error::NoMorePackets) => {
+                // A gzip stream that broke at a record boundary looks like a clean end to
+                // libpcap: ask the inflater before calling it one.
+                // EOF on the pipe means the inflater dropped its end: it is finishing, so wait.
+                match inflater_error(&mut self.inflater, true) {
+                    Some(msg) => Err(corrupt(&self.path, self.next_index, self.next_offset, format!("gzip stream is corrupt: {msg}"))),
+                    None => Ok(None),
+                }
+            }
+            Err(e) => {
+                let mut msg = e.to_string();
+                if let Some(gz) = inflater_error(&mut self.inflater, false) {
+                    msg = format!("gzip stream is corrupt: {gz} ({msg})");
+                }
+                Err(corrupt(&self.path, self.next_index, self.next_offset, msg))
+            }
+        }
+    }
+
+}
+
+fn corrupt(path: &Path, index: u64, offset: Option<u64>, msg: String) -> CaptureError {
+    CaptureError::CorruptRecord { path: path.to_path_buf(), index, offset, packets_read: index, msg }
+}
+
+/// The inflater's error. Without `wait`, `None` while it still runs (libpcap stopped first,
+/// so the inflater is blocked on a full pipe, not failed).
+fn inflater_error(slot: &mut Option<JoinHandle<Result<(), String>>>, wait: bool) -> Option<String> {
+    let handle = slot.take()?;
+    if !wait && !handle.is_finished() {
+        *slot = Some(handle);
+        return None;
+    }
+    match handle.join() {
+        Ok(r) => r.err(),
+        Err(_) => Some("decompression thread panicked".into()),
+    }
+}
+
+/// Checks the magic number and header length of the (decompressed) start of a file.
+fn sniff(path: &Path, head: &[u8]) -> Result<(FileFormat, u32), CaptureError> {
+    let truncated = |format, needed| CaptureError::TruncatedHeader {
+        path: path.to_path_buf(),
+        size: head.len() as u64,
+        format,
+        needed,
+    };
+    if head.len() < 4 {
+        let mut m = [0u8; 4];
+        m[..head.len()].copy_from_slice(head);
+        return Err(CaptureError::BadMagic { path: path.to_path_buf(), magic: u32::from_be_bytes(m) });
+    }
+    let magic = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    let format = match magic {
+        0xa1b2_c3d4 | 0xa1b2_cd34 => FileFormat::Pcap { nanos: false, big_endian: false },
+        0xd4c3_b2a1 | 0x34cd_b2a1 => FileFormat::Pcap { nanos: false, big_endian: true },
+        0xa1b2_3c4d => FileFormat::Pcap { nanos: true, big_endian: false },
+        0x4d3c_b2a1 => FileFormat::Pcap { nanos: true, big_endian: true },
+        0x0a0d_0d0a => FileFormat::PcapNg,
+        _ => {
+            return Err(CaptureError::BadMagic {
+                path: path.to_path_buf(),
+                magic: u32::from_be_bytes([head[0], head[1], head[2], head[3]]),
+            })
+        }
+    };
+    match format {
+        FileFormat::Pcap { big_endian, .. } => {
+            if (head.len() as u64) < PCAP_HEADER_LEN {
+                return Err(truncated("pcap", PCAP_HEADER_LEN));
+            }
+            let s = [head[16], head[17], head[18], head[19]];
+            let snaplen = if big_endian { u32::from_be_bytes(s) } else { u32::from_le_bytes(s) };
+            Ok((format, snaplen))
+        }
+        FileFormat::PcapNg => {
+            if (head.len() as u64) < PCAPNG_MIN_SHB_LEN {
+                return Err(truncated("pcapng", PCAPNG_MIN_SHB_LEN));
+            }
+            Ok((format, 0))
+        }
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn pipe() -> std::io::Result<(RawFd, RawFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds is a valid 2-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((fds[0], fds[1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniff_rejects_short_and_unknown() {
+        let p = Path::new("x.pcap");
+        assert!(matches!(sniff(p, b"\x01\x02"), Err(CaptureError::BadMagic { .. })));
+        assert!(matches!(sniff(p, b"GIF89a......"), Err(CaptureError::BadMagic { magic: 0x4749_4638, .. })));
+        assert!(matches!(sniff(p, &[0xd4, 0xc3, 0xb2, 0xa1, 0, 0]), Err(CaptureError::TruncatedHeader { needed: 24, .. })));
+        let mut ng = vec![0x0a, 0x0d, 0x0d, 0x0a];
+        ng.resize(20, 0);
+        assert!(matches!(sniff(p, &ng), Err(CaptureError::TruncatedHeader { format: "pcapng", .. })));
+    }
+
+    #[test]
+    fn sniff_reads_snaplen_in_both_byte_orders() {
+        let mut le = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        le.extend_from_slice(&1500u32.to_le_bytes());
+        le.extend_from_slice(&1u32.to_le_bytes());
+        assert_eq!(sniff(Path::new("a"), &le).unwrap(), (FileFormat::Pcap { nanos: false, big_endian: false }, 1500));
+        let mut be = vec![0xa1, 0xb2, 0x3c, 0x4d, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0];
+        be.extend_from_slice(&9000u32.to_be_bytes());
+        be.extend_from_slice(&1u32.to_be_bytes());
+        assert_eq!(sniff(Path::new("a"), &be).unwrap(), (FileFormat::Pcap { nanos: true, big_endian: true }, 9000));
+    }
+}

@@ -1,0 +1,168 @@
+//! One flow: its endpoints, counters, TCP lifecycle and how it ended.
+//!
+//! The record is updated in place by [`super::FlowTable`] for each packet; `X` is a per-flow
+//! extension slot owned by a later stage (the feature extractor keeps its rolling windows
+//! there), so one hash lookup serves both stages.
+
+use crate::capture::{Packet, TcpFlags};
+
+use super::key::{FlowKey, FlowKind};
+
+/// Direction of a packet relative to its flow's client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Client → server (0 in feature tables).
+    Forward = 0,
+    /// Server → client (1 in feature tables).
+    Backward = 1,
+}
+
+/// One side of a flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ip: [u8; 16],
+    pub port: u16,
+    pub mac: [u8; 6],
+}
+
+/// Why a flow ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// FIN from both sides.
+    Fin,
+    /// A reset.
+    Rst,
+    /// No packet for the idle timeout of its kind.
+    Idle,
+    /// The capture file ended while the flow was open.
+    EndOfCapture,
+    /// Evicted to keep the table under its size cap.
+    Evicted,
+}
+
+impl EndReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::Fin => "fin",
+            EndReason::Rst => "rst",
+            EndReason::Idle => "idle",
+            EndReason::EndOfCapture => "end_of_capture",
+            EndReason::Evicted => "evicted",
+        }
+    }
+}
+
+/// TCP lifecycle as seen by a passive observer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpState {
+    /// The capture started after the SYN.
+    pub mid_stream: bool,
+    pub syn: bool,
+    pub syn_ack: bool,
+    /// SYN, SYN-ACK and the client's ACK were all seen.
+    pub established: bool,
+    pub fin: [bool; 2],
+    pub rst: bool,
+}
+
+impl TcpState {
+    /// Both FINs or a RST: later packets only linger.
+    pub fn closed(&self) -> bool {
+        self.rst || (self.fin[0] && self.fin[1])
+    }
+}
+
+/// A bidirectional flow.
+#[derive(Clone, Debug)]
+pub struct Flow<X = ()> {
+    /// Unique within one ingestion run, in order of creation.
+    pub id: u64,
+    pub key: FlowKey,
+    pub kind: FlowKind,
+    pub ip_proto: u8,
+    /// EtherType of the first packet (tells ARP/EAPOL/LLDP apart in no-flow traffic).
+    pub ethertype: u16,
+    /// 0 (non-IP), 4 or 6.
+    pub ip_version: u8,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub first_ns: i64,
+    pub last_ns: i64,
+    /// Time since the previous flow start in the same capture (`None` for the first flow).
+    pub gap_ns: Option<i64>,
+    /// Packets, bytes (IP total length) and payload bytes, by [`Direction`].
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub payload: [u64; 2],
+    /// IP fragments attached to this flow (first fragments included).
+    pub fragments: u32,
+    pub tcp: TcpState,
+    /// Set when the flow ended (FIN/RST flows get it when they leave the table).
+    pub end: Option<EndReason>,
+    /// Capture time at which the flow closed (both FINs, or RST).
+    pub closed_ns: Option<i64>,
+    pub ext: X,
+}
+
+impl<X> Flow<X> {
+    pub fn total_packets(&self) -> u64 {
+        self.packets[0] + self.packets[1]
+    }
+    pub fn total_bytes(&self) -> u64 {
+        self.bytes[0] + self.bytes[1]
+    }
+    pub fn duration_ns(&self) -> i64 {
+        self.last_ns - self.first_ns
+    }
+    /// The server's port (0 for no-flow traffic).
+    pub fn server_port(&self) -> u16 {
+        self.server.port
+    }
+
+    /// Direction of a packet with the given source.
+    pub fn direction_of(&self, p: &Packet) -> Direction {
+        let (src_port, _) = p.ports().unwrap_or((0, 0));
+        let same_as_client = if self.kind == FlowKind::NoFlow && p.link.has_mac {
+            p.link.src_mac == self.client.mac
+        } else {
+            p.src_ip == self.client.ip && src_port == self.client.port
+        };
+        if same_as_client { Direction::Forward } else { Direction::Backward }
+    }
+
+    /// Counts one packet and advances the TCP lifecycle.
+    pub fn add(&mut self, p: &Packet, dir: Direction, now_ns: i64) {
+        let d = dir as usize;
+        self.packets[d] += 1;
+        self.bytes[d] += u64::from(p.size());
+        self.payload[d] += u64::from(p.payload_len());
+        self.last_ns = self.last_ns.max(now_ns);
+        if p.fragment.is_some() {
+            self.fragments += 1;
+        }
+        if let Some(t) = p.tcp() {
+            let f = t.flags;
+            let s = &mut self.tcp;
+            if f.has(TcpFlags::SYN) && !f.has(TcpFlags::ACK) && dir == Direction::Forward {
+                s.syn = true;
+            }
+            if f.has(TcpFlags::SYN) && f.has(TcpFlags::ACK) && dir == Direction::Backward && s.syn {
+                s.syn_ack = true;
+            }
+            if !f.has(TcpFlags::SYN) && f.has(TcpFlags::ACK) && dir == Direction::Forward && s.syn_ack {
+                s.established = true;
+            }
+            if f.has(TcpFlags::FIN) {
+                s.fin[d] = true;
+            }
+            if f.has(TcpFlags::RST) {
+                s.rst = true;
+            }
+            if s.closed() && self.closed_ns.is_none() {
+                self.closed_ns = Some(now_ns);
+            }
+        }
+    }
+}

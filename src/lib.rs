@@ -1,0 +1,15 @@
+//! trafgen: learn the traffic in a capture and generate traffic like it.
+//!
+//! The data path, top to bottom (see `shared/design.md`):
+//! [`capture`] (files → packets) → [`flow`] (packets → flows) → [`features`] (flows → feature
+//! rows); [`ingest`] wires those stages for a list of files and [`inspect`] summarises them.
+//! [`torch`] reports the libtorch build and picks the device for the model stage.
+
+pub mod capture;
+pub mod features;
+pub mod flow;
+pub mod hist;
+pub mod ingest;
+pub mod inspect;
+pub mod fixture;
+pub mod torch;
