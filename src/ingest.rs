@@ -60,6 +60,8 @@ pub struct FileReport {
     pub first_backwards_index: Option<u64>,
     /// The error that ended this file early under `skip_bad`.
     pub bad: Option<String>,
+    /// Damaged records skipped under `skip_bad` (reading went on after them).
+    pub skipped_records: u64,
 }
 
 /// Totals over all files.
@@ -93,6 +95,7 @@ pub fn ingest(paths: &[PathBuf], opts: &IngestOptions, obs: &mut impl Observer) 
         if file.bad.is_some() && file.format.is_some() {
             report.bad_records += 1;
         }
+        report.bad_records += file.skipped_records;
         report.packets += file.packets;
         obs.file_end(&file);
         report.files.push(file);
@@ -116,6 +119,7 @@ impl FileReport {
             ts_backwards: 0,
             first_backwards_index: None,
             bad: Some(msg),
+            skipped_records: 0,
         }
     }
 }
@@ -144,6 +148,11 @@ fn ingest_file(
         let rec = match reader.next_record() {
             Ok(Some(r)) => r,
             Ok(None) => break,
+            Err(e) if opts.skip_bad && e.is_resumable() => {
+                tracing::warn!("{e}");
+                rep.skipped_records += 1;
+                continue;
+            }
             Err(e) if opts.skip_bad && e.is_record_level() => {
                 tracing::warn!("{e}");
                 rep.bad = Some(e.to_string());

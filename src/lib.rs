@@ -13,3 +13,4 @@ pub mod ingest;
 pub mod inspect;
 pub mod fixture;
 pub mod torch;
+pub mod daemon;

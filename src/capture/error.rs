@@ -28,20 +28,35 @@ pub enum CaptureError {
     UnsupportedLinkType { path: PathBuf, linktype: i32, name: String },
 
     #[error("{path}: corrupt record at packet #{index}{}: {msg}; {packets_read} packets were read before it (use --skip-bad to keep them and continue)",
-        offset.map(|o| format!(" (byte offset {o})")).unwrap_or_default())]
+        match (offset, near) {
+            (Some(o), _) => format!(" (byte offset {o})"),
+            (None, Some(n)) => format!(" (found at byte offset {n})"),
+            _ => String::new(),
+        })]
     CorruptRecord {
         path: PathBuf,
         index: u64,
+        /// Byte offset of the record (classic pcap).
         offset: Option<u64>,
+        /// Where the error was found in the stream (pcapng, when the record start is unknown).
+        near: Option<u64>,
         packets_read: u64,
         msg: String,
     },
+
+    #[error("{path}: record at packet #{index} (byte offset {offset}) has caplen {caplen}, more than the file's snaplen {snaplen}; the file is damaged or was written by a broken tool (use --skip-bad to skip such records)")]
+    CaplenOverSnaplen { path: PathBuf, index: u64, offset: u64, caplen: u64, snaplen: u32 },
 }
 
 impl CaptureError {
     /// True when the error concerns one record after a valid file header: the packets read
     /// before it are good, and `--skip-bad` may keep them.
     pub fn is_record_level(&self) -> bool {
-        matches!(self, CaptureError::CorruptRecord { .. })
+        matches!(self, CaptureError::CorruptRecord { .. } | CaptureError::CaplenOverSnaplen { .. })
+    }
+
+    /// True when reading can go on with the next record (`--skip-bad` skips just this one).
+    pub fn is_resumable(&self) -> bool {
+        matches!(self, CaptureError::CaplenOverSnaplen { .. })
     }
 }

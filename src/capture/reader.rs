@@ -61,8 +61,20 @@ pub struct CaptureReader {
     snaplen: u32,
     next_index: u64,
     next_offset: Option<u64>,
+    /// libpcap's stream, for `ftell`: exact record offsets (pcap and pcapng) and detection of
+    /// records whose caplen exceeds the snaplen (libpcap silently cuts those). Null for gzip
+    /// (a pipe has no position): offsets are then computed for classic pcap only.
+    stream: *mut libc::FILE,
     inflater: Option<JoinHandle<Result<(), String>>>,
 }
+
+// libpcap's accessor for an offline capture's stream (not bound by the pcap crate).
+extern "C" {
+    fn pcap_file(p: *mut std::ffi::c_void) -> *mut libc::FILE;
+}
+
+// SAFETY: the FILE* belongs to the pcap_t the reader owns and is used only through `&mut self`.
+unsafe impl Send for CaptureReader {}
 
 const PCAP_HEADER_LEN: u64 = 24;
 const PCAP_RECORD_HEADER_LEN: u64 = 16;
@@ -134,7 +146,9 @@ impl CaptureReader {
             return Err(CaptureError::UnsupportedLinkType { path, linktype: dlt, name });
         };
         let next_offset = matches!(format, FileFormat::Pcap { .. }).then_some(PCAP_HEADER_LEN);
-        Ok(CaptureReader { path, cap, link, dlt, format, gzip, snaplen, next_index: 0, next_offset, inflater })
+        // SAFETY: cap is a live offline capture; pcap_file returns its FILE* (owned by cap).
+        let stream = if gzip { std::ptr::null_mut() } else { unsafe { pcap_file(cap.as_ptr().cast()) } };
+        Ok(CaptureReader { path, cap, link, dlt, format, gzip, snaplen, next_index: 0, next_offset, stream, inflater })
     }
 
     pub fn path(&self) -> &Path {
@@ -170,8 +184,24 @@ impl CaptureReader {
                 let index = self.next_index;
                 let offset = self.next_offset;
                 self.next_index += 1;
-                if let Some(o) = self.next_offset.as_mut() {
-                    *o += PCAP_RECORD_HEADER_LEN + u64::from(h.caplen);
+                if let Some(o) = offset {
+                    let expected = o + PCAP_RECORD_HEADER_LEN + u64::from(h.caplen);
+                    self.next_offset = Some(expected);
+                    // libpcap cuts a record longer than the snaplen to snaplen bytes without a
+                    // word; only then can the stream be past where this record should end.
+                    // (Checked only then: asking the stream's position costs a syscall.)
+                    if h.caplen == self.snaplen {
+                        if let Some(after) = position(self.stream).filter(|&a| a != expected) {
+                            self.next_offset = Some(after);
+                            return Err(CaptureError::CaplenOverSnaplen {
+                                path: self.path.clone(),
+                                index,
+                                offset: o,
+                                caplen: after.saturating_sub(o + PCAP_RECORD_HEADER_LEN),
+                                snaplen: self.snaplen,
+                            });
+                        }
+                    }
                 }
                 // Precision::Nano: tv_usec holds nanoseconds.
                 let ts_ns = (h.ts.tv_sec as i64).saturating_mul(1_000_000_000).saturating_add(h.ts.tv_usec as i64);
@@ -182,7 +212,7 @@ impl CaptureReader {
                 // libpcap: ask the inflater before calling it one.
                 // EOF on the pipe means the inflater dropped its end: it is finishing, so wait.
                 match inflater_error(&mut self.inflater, true) {
-                    Some(msg) => Err(corrupt(&self.path, self.next_index, self.next_offset, format!("gzip stream is corrupt: {msg}"))),
+                    Some(msg) => Err(corrupt(&self.path, self.next_index, self.next_offset, self.stream, format!("gzip stream is corrupt: {msg}"))),
                     None => Ok(None),
                 }
             }
@@ -191,15 +221,27 @@ impl CaptureReader {
                 if let Some(gz) = inflater_error(&mut self.inflater, false) {
                     msg = format!("gzip stream is corrupt: {gz} ({msg})");
                 }
-                Err(corrupt(&self.path, self.next_index, self.next_offset, msg))
+                Err(corrupt(&self.path, self.next_index, self.next_offset, self.stream, msg))
             }
         }
     }
 
 }
 
-fn corrupt(path: &Path, index: u64, offset: Option<u64>, msg: String) -> CaptureError {
-    CaptureError::CorruptRecord { path: path.to_path_buf(), index, offset, packets_read: index, msg }
+fn position(stream: *mut libc::FILE) -> Option<u64> {
+    if stream.is_null() {
+        return None;
+    }
+    // SAFETY: a live FILE* owned by the capture; ftell only reads its state.
+    let pos = unsafe { libc::ftello(stream) };
+    u64::try_from(pos).ok()
+}
+
+/// A corrupt-record error at record `index`. Classic pcap knows the record's offset; for
+/// pcapng the stream position where libpcap gave up is the best there is.
+fn corrupt(path: &Path, index: u64, offset: Option<u64>, stream: *mut libc::FILE, msg: String) -> CaptureError {
+    let near = if offset.is_none() { position(stream) } else { None };
+    CaptureError::CorruptRecord { path: path.to_path_buf(), index, offset, near, packets_read: index, msg }
 }
 
 /// The inflater's error. Without `wait`, `None` while it still runs (libpcap stopped first,

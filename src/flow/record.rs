@@ -123,11 +123,14 @@ impl<X> Flow<X> {
 
     /// Direction of a packet with the given source.
     pub fn direction_of(&self, p: &Packet) -> Direction {
-        let (src_port, _) = p.ports().unwrap_or((0, 0));
         let same_as_client = if self.kind == FlowKind::NoFlow && p.link.has_mac {
             p.link.src_mac == self.client.mac
         } else {
-            p.src_ip == self.client.ip && src_port == self.client.port
+            match p.ports() {
+                Some((src_port, _)) => p.src_ip == self.client.ip && src_port == self.client.port,
+                // a later fragment has no ports: the addresses decide
+                None => p.src_ip == self.client.ip,
+            }
         };
         if same_as_client { Direction::Forward } else { Direction::Backward }
     }
