@@ -2,8 +2,7 @@
 //! and validation. Every error names the file, the line:column and the field, e.g.
 //! `trafgend.toml:12:7: field `stream["web"].pps`: must be a finite number > 0, got 0`.
 //!
-//! Owns: [`Config`] and its parts, [`Cidr`] (IPv4/IPv6 prefix parsing and containment),
-//! [`ConfigError`], and the mapping from TOML byte spans to line/column.
+//! Owns: [`Config`] and its parts, [`ConfigError`], and the mapping from TOML byte spans to line/column.
 //! Does not: open the model or pcap files named here, nor check that they or the interfaces
 //! exist (the stages that use them do, when the daemon starts them); nor reload or watch the
 //! file (the daemon's control plane calls [`Config::load`] again on SIGHUP).
@@ -21,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::Deserialize;
+
+pub use crate::wire::cidr::{Cidr, CidrError};
 use toml::Spanned;
 
 /// Where `trafgend` looks for its configuration when `--config` is not given.
@@ -144,124 +145,6 @@ impl fmt::Display for Rate {
             Rate::Pps(v) => write!(f, "{v}pps"),
             Rate::Mbps(v) => write!(f, "{v}Mbps"),
             Rate::Multiplier(v) => write!(f, "native*{v}"),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// CIDR prefixes
-// ---------------------------------------------------------------------------------------------
-
-/// An IPv4 or IPv6 network prefix, `ADDRESS/LEN`, with no host bits set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-/// Why a string is not a [`Cidr`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CidrError {
-    #[error("`{0}` is not a prefix: expected ADDRESS/LENGTH, e.g. 10.0.0.0/8 or fd00::/64")]
-    MissingLength(String),
-    #[error("`{0}` is not an IPv4 or IPv6 address")]
-    BadAddress(String),
-    #[error("`{0}` is not a prefix length (a number)")]
-    BadLength(String),
-    #[error("prefix length {len} is too long for {family} (at most {max})")]
-    LengthTooLong { len: u32, max: u8, family: &'static str },
-    #[error("host bits are set after /{prefix}: did you mean {network}?")]
-    HostBitsSet { prefix: u8, network: Cidr },
-}
-
-impl Cidr {
-    /// A prefix from its parts; fails when `prefix` is too long for the family or when
-    /// `addr` has bits set after the prefix.
-    pub fn new(addr: IpAddr, prefix: u8) -> Result<Cidr, CidrError> {
-        let max = max_len(addr);
-        if prefix > max {
-            let family = if addr.is_ipv4() { "IPv4" } else { "IPv6" };
-            return Err(CidrError::LengthTooLong { len: u32::from(prefix), max, family });
-        }
-        let network = Cidr { addr: mask(addr, prefix), prefix };
-        if network.addr != addr {
-            return Err(CidrError::HostBitsSet { prefix, network });
-        }
-        Ok(network)
-    }
-
-    /// The network address.
-    pub fn addr(&self) -> IpAddr {
-        self.addr
-    }
-
-    /// The prefix length in bits.
-    pub fn prefix_len(&self) -> u8 {
-        self.prefix
-    }
-
-    pub fn is_ipv4(&self) -> bool {
-        self.addr.is_ipv4()
-    }
-
-    /// True when `ip` lies inside this prefix (always false across families).
-    pub fn contains_addr(&self, ip: IpAddr) -> bool {
-        ip.is_ipv4() == self.addr.is_ipv4() && mask(ip, self.prefix) == self.addr
-    }
-
-    /// True when all of `other` lies inside this prefix.
-    pub fn contains(&self, other: &Cidr) -> bool {
-        other.prefix >= self.prefix && self.contains_addr(other.addr)
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = CidrError;
-
-    fn from_str(s: &str) -> Result<Cidr, CidrError> {
-        let (addr, len) =
-            s.split_once('/').ok_or_else(|| CidrError::MissingLength(s.to_owned()))?;
-        let addr: IpAddr = addr.parse().map_err(|_| CidrError::BadAddress(addr.to_owned()))?;
-        // Digits only: `u8::from_str` would accept "+8".
-        if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(CidrError::BadLength(len.to_owned()));
-        }
-        let len: u32 = len.parse().map_err(|_| CidrError::BadLength(len.to_owned()))?;
-        let max = max_len(addr);
-        let prefix =
-            u8::try_from(len).ok().filter(|p| *p <= max).ok_or(CidrError::LengthTooLong {
-                len,
-                max,
-                family: if addr.is_ipv4() { "IPv4" } else { "IPv6" },
-            })?;
-        Cidr::new(addr, prefix)
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-fn max_len(addr: IpAddr) -> u8 {
-    if addr.is_ipv4() {
-        32
-    } else {
-        128
-    }
-}
-
-/// `addr` with every bit after the first `prefix` bits cleared.
-fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let keep = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
-            IpAddr::V4((u32::from(a) & keep).into())
-        }
-        IpAddr::V6(a) => {
-            let keep = u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0);
-            IpAddr::V6((u128::from(a) & keep).into())
         }
     }
 }

@@ -1,0 +1,293 @@
+//! The address plan: where generated flows live on the testbed.
+//!
+//! This module owns the mapping from a flow (its host ranks, its protocol, its id) to stable
+//! endpoints: client and server addresses drawn from configured IPv4/IPv6 prefixes, a MAC per
+//! host derived deterministically from its address (locally administered), server ports from
+//! the record or a configured list, and client ports from an ephemeral range, never shared by
+//! two live flows of the same client host. It does not build frames.
+
+use std::net::IpAddr;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::cidr::Cidr;
+use crate::rng::SplitMix64;
+use crate::synth::{Proto, PLAN_CHOOSES};
+
+/// Everything about addresses and frames a user can set (CLI flags and the daemon's TOML).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WireConfig {
+    pub client_v4: Cidr,
+    pub server_v4: Cidr,
+    pub client_v6: Cidr,
+    pub server_v6: Cidr,
+    /// How many client and server hosts the plan uses (host rank r maps to host r mod n).
+    pub client_hosts: u32,
+    pub server_hosts: u32,
+    /// Client port range, inclusive.
+    pub ephemeral_ports: [u16; 2],
+    /// Server ports for records that do not name one.
+    pub tcp_server_ports: Vec<u16>,
+    pub udp_server_ports: Vec<u16>,
+    /// Largest IP packet (bytes); records above it are clamped and counted.
+    pub mtu: u32,
+    /// TTL / hop limit of generated packets.
+    pub ttl: u8,
+    /// Payload fill, repeated; empty = zeros (the default: zero-filled payloads keep protocol
+    /// dissectors such as tshark's DNS one from calling generated packets malformed).
+    pub payload_pattern: String,
+    /// A flow with no record for this long is forgotten (its port is released).
+    pub flow_idle_s: f64,
+}
+
+impl Default for WireConfig {
+    fn default() -> Self {
+        let p = |s: &str| s.parse::<Cidr>().expect("valid default prefix");
+        WireConfig {
+            client_v4: p("10.1.0.0/16"),
+            server_v4: p("10.2.0.0/16"),
+            client_v6: p("fd00:1::/64"),
+            server_v6: p("fd00:2::/64"),
+            client_hosts: 200,
+            server_hosts: 20,
+            ephemeral_ports: [32768, 60999],
+            tcp_server_ports: vec![443, 80],
+            udp_server_ports: vec![53, 123],
+            mtu: 1500,
+            ttl: 64,
+            payload_pattern: String::new(),
+            flow_idle_s: 300.0,
+        }
+    }
+}
+
+/// Why a wire configuration cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum WireConfigError {
+    #[error("{field}: {cidr} is an {got} prefix, expected {want}")]
+    Family { field: &'static str, cidr: Cidr, got: &'static str, want: &'static str },
+    #[error("{field} must be at least 1")]
+    NoHosts { field: &'static str },
+    #[error("ephemeral_ports: [{0}, {1}] is not a range of ports ≥ 1024")]
+    Ports(u16, u16),
+    #[error("mtu {0} is outside 576..=9000")]
+    Mtu(u32),
+    #[error("{0} is empty: at least one server port is needed")]
+    NoServerPorts(&'static str),
+    #[error("flow_idle_s must be > 0")]
+    Idle,
+}
+
+impl WireConfig {
+    pub fn validate(&self) -> Result<(), WireConfigError> {
+        for (field, c, v4) in [
+            ("client_v4", self.client_v4, true),
+            ("server_v4", self.server_v4, true),
+            ("client_v6", self.client_v6, false),
+            ("server_v6", self.server_v6, false),
+        ] {
+            if c.is_ipv4() != v4 {
+                let fam = |b: bool| if b { "IPv4" } else { "IPv6" };
+                return Err(WireConfigError::Family { field, cidr: c, got: fam(c.is_ipv4()), want: fam(v4) });
+            }
+        }
+        if self.client_hosts == 0 {
+            return Err(WireConfigError::NoHosts { field: "client_hosts" });
+        }
+        if self.server_hosts == 0 {
+            return Err(WireConfigError::NoHosts { field: "server_hosts" });
+        }
+        let [lo, hi] = self.ephemeral_ports;
+        if lo < 1024 || hi < lo {
+            return Err(WireConfigError::Ports(lo, hi));
+        }
+        if !(576..=9000).contains(&self.mtu) {
+            return Err(WireConfigError::Mtu(self.mtu));
+        }
+        if self.tcp_server_ports.is_empty() {
+            return Err(WireConfigError::NoServerPorts("tcp_server_ports"));
+        }
+        if self.udp_server_ports.is_empty() {
+            return Err(WireConfigError::NoServerPorts("udp_server_ports"));
+        }
+        if !(self.flow_idle_s > 0.0) {
+            return Err(WireConfigError::Idle);
+        }
+        Ok(())
+    }
+
+    /// Every prefix the plan draws addresses from (for the daemon's allowlist check).
+    pub fn prefixes(&self) -> [Cidr; 4] {
+        [self.client_v4, self.server_v4, self.client_v6, self.server_v6]
+    }
+}
+
+/// One host: its address (IPv4 in the first 4 bytes) and MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Host {
+    pub ip: [u8; 16],
+    pub mac: [u8; 6],
+}
+
+/// The endpoints of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoints {
+    pub client: Host,
+    pub server: Host,
+    pub client_port: u16,
+    pub server_port: u16,
+}
+
+/// Locally administered unicast MAC derived from an address.
+pub fn mac_for(ip: &[u8; 16]) -> [u8; 6] {
+    let mut h = 0xcbf2_9ce4_8422_2325u64; // FNV-1a
+    for b in ip {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let h = SplitMix64::new(h).next_u64().to_be_bytes();
+    [0x02, h[0], h[1], h[2], h[3], h[4]]
+}
+
+fn host(c: &Cidr, n: u64) -> Host {
+    let mut ip = [0u8; 16];
+    match c.host(n) {
+        IpAddr::V4(a) => ip[..4].copy_from_slice(&a.octets()),
+        IpAddr::V6(a) => ip.copy_from_slice(&a.octets()),
+    }
+    Host { ip, mac: mac_for(&ip) }
+}
+
+#[derive(Default)]
+struct PortPool {
+    next: u16,
+    used: FxHashSet<u16>,
+}
+
+/// Allocates endpoints for flows and takes the client ports back when flows end.
+pub struct AddressPlan {
+    cfg: WireConfig,
+    pools: FxHashMap<[u8; 16], PortPool>,
+    /// Allocations that found every port of a client host in use (the port is then shared).
+    pub ports_exhausted: u64,
+}
+
+impl AddressPlan {
+    pub fn new(cfg: WireConfig) -> AddressPlan {
+        AddressPlan { cfg, pools: FxHashMap::default(), ports_exhausted: 0 }
+    }
+
+    pub fn config(&self) -> &WireConfig {
+        &self.cfg
+    }
+
+    /// Endpoints for a new flow. `rng` is the flow's own stream.
+    pub fn allocate(&mut self, proto: Proto, v6: bool, client_rank: u32, server_rank: u32, server_port: u16, rng: &mut SplitMix64) -> Endpoints {
+        let pick = |rank: u32, n: u32, rng: &mut SplitMix64| {
+            if rank == PLAN_CHOOSES { rng.below(u64::from(n)) } else { u64::from(rank % n) }
+        };
+        let ci = pick(client_rank, self.cfg.client_hosts, rng);
+        let si = pick(server_rank, self.cfg.server_hosts, rng);
+        let (cn, sn) = if v6 && proto != Proto::Arp {
+            (&self.cfg.client_v6, &self.cfg.server_v6)
+        } else {
+            (&self.cfg.client_v4, &self.cfg.server_v4)
+        };
+        let (client, server) = (host(cn, ci), host(sn, si));
+        let server_port = match (proto, server_port) {
+            (Proto::Tcp, 0) => self.cfg.tcp_server_ports[rng.below(self.cfg.tcp_server_ports.len() as u64) as usize],
+            (Proto::Udp, 0) => self.cfg.udp_server_ports[rng.below(self.cfg.udp_server_ports.len() as u64) as usize],
+            (Proto::Tcp | Proto::Udp, p) => p,
+            _ => 0,
+        };
+        let client_port = match proto {
+            Proto::Tcp | Proto::Udp => self.take_port(client.ip, rng),
+            // the ICMP echo identifier plays the client port's part
+            Proto::IcmpEcho => (rng.next_u32() & 0xffff) as u16,
+            Proto::Arp => 0,
+        };
+        Endpoints { client, server, client_port, server_port }
+    }
+
+    fn take_port(&mut self, ip: [u8; 16], rng: &mut SplitMix64) -> u16 {
+        let [lo, hi] = self.cfg.ephemeral_ports;
+        let span = u32::from(hi - lo) + 1;
+        let pool = self.pools.entry(ip).or_insert_with(|| PortPool {
+            next: lo + rng.below(u64::from(span)) as u16,
+            used: FxHashSet::default(),
+        });
+        let mut p = pool.next;
+        for _ in 0..span {
+            if !pool.used.contains(&p) {
+                pool.used.insert(p);
+                pool.next = if p >= hi { lo } else { p + 1 };
+                return p;
+            }
+            p = if p >= hi { lo } else { p + 1 };
+        }
+        self.ports_exhausted += 1;
+        pool.next
+    }
+
+    /// Gives a TCP/UDP client port back.
+    pub fn release(&mut self, proto: Proto, e: &Endpoints) {
+        if matches!(proto, Proto::Tcp | Proto::Udp) {
+            if let Some(pool) = self.pools.get_mut(&e.client.ip) {
+                pool.used.remove(&e.client_port);
+            }
+        }
+    }
+
+    /// Client ports currently held (all hosts).
+    pub fn ports_in_use(&self) -> usize {
+        self.pools.values().map(|p| p.used.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_never_collide_among_live_flows_and_come_back() {
+        let cfg = WireConfig { client_hosts: 1, ephemeral_ports: [40000, 40009], ..WireConfig::default() };
+        let mut plan = AddressPlan::new(cfg);
+        let mut rng = SplitMix64::new(1);
+        let eps: Vec<Endpoints> = (0..10).map(|_| plan.allocate(Proto::Tcp, false, 0, 0, 0, &mut rng)).collect();
+        let mut ports: Vec<u16> = eps.iter().map(|e| e.client_port).collect();
+        ports.sort();
+        assert_eq!(ports, (40000..40010).collect::<Vec<_>>());
+        assert_eq!(plan.ports_exhausted, 0);
+        plan.allocate(Proto::Tcp, false, 0, 0, 0, &mut rng);
+        assert_eq!(plan.ports_exhausted, 1);
+        plan.release(Proto::Tcp, &eps[3]);
+        let e = plan.allocate(Proto::Tcp, false, 0, 0, 0, &mut rng);
+        assert_eq!(e.client_port, eps[3].client_port);
+    }
+
+    #[test]
+    fn ranks_map_to_stable_hosts_inside_the_prefixes() {
+        let mut plan = AddressPlan::new(WireConfig::default());
+        let mut rng = SplitMix64::new(2);
+        let a = plan.allocate(Proto::Udp, false, 3, 1, 0, &mut rng);
+        let b = plan.allocate(Proto::Udp, false, 203, 21, 0, &mut rng);
+        assert_eq!(a.client.ip, b.client.ip, "rank wraps modulo client_hosts");
+        assert_eq!(&a.client.ip[..4], &[10, 1, 0, 4]);
+        assert_eq!(&a.server.ip[..4], &[10, 2, 0, 2]);
+        assert!(matches!(a.server_port, 53 | 123));
+        assert_eq!(a.client.mac, mac_for(&a.client.ip));
+        assert_eq!(a.client.mac[0] & 0x03, 0x02, "locally administered unicast");
+        let v6 = plan.allocate(Proto::Tcp, true, 0, 0, 8080, &mut rng);
+        assert_eq!(&v6.client.ip[..4], &[0xfd, 0, 0, 1]);
+        assert_eq!(v6.server_port, 8080);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c = WireConfig::default();
+        c.client_v4 = "fd00::/64".parse().unwrap();
+        assert!(c.validate().unwrap_err().to_string().starts_with("client_v4"));
+        let c = WireConfig { ephemeral_ports: [2000, 1000], ..WireConfig::default() };
+        assert_eq!(c.validate(), Err(WireConfigError::Ports(2000, 1000)));
+    }
+}

@@ -1,0 +1,294 @@
+//! Frames: the stage that turns [`SynthPacket`] records into protocol-valid Ethernet frames.
+//!
+//! This module owns the [`FrameBuilder`]: per flow it keeps stable endpoints from the
+//! [`address::AddressPlan`], TCP state ([`tcp::TcpConn`]), IPv4 ids, IPv6 flow labels and the
+//! ICMP echo sequence; for each record it emits the headers with correct checksums
+//! ([`emit`], [`checksum`]) and points at payload bytes from a fixed fill, so a frame is handed
+//! on as two slices (headers, payload) with no copy and no allocation in steady state. Records
+//! that conflict with the protocols are repaired deterministically and counted. It does not
+//! decide what to send (the `synth` engine) nor write or send frames (the `sink`).
+
+pub mod address;
+pub mod checksum;
+pub mod cidr;
+pub mod emit;
+pub mod tcp;
+
+use rustc_hash::FxHashMap;
+
+use crate::flow::Direction;
+use crate::rng::SplitMix64;
+use crate::synth::{Proto, SynthPacket};
+
+pub use address::{AddressPlan, Endpoints, WireConfig, WireConfigError};
+pub use cidr::Cidr;
+pub use tcp::Repairs;
+
+use checksum::PayloadFill;
+use emit::Ip;
+
+/// One frame: headers then payload, to be written or sent back to back.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    pub ts_ns: i64,
+    pub header: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+impl Frame<'_> {
+    pub fn len(&self) -> usize {
+        self.header.len() + self.payload.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Both parts, for scatter-gather writers.
+    pub fn parts(&self) -> [&[u8]; 2] {
+        [self.header, self.payload]
+    }
+}
+
+/// Counters of the wire stage.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WireStats {
+    pub frames: u64,
+    pub flows_started: u64,
+    pub flows_ended: u64,
+    /// Flows forgotten after `flow_idle_s` without a record.
+    pub flows_expired: u64,
+    pub repairs: Repairs,
+    pub ports_exhausted: u64,
+}
+
+struct WireFlow {
+    proto: Proto,
+    v6: bool,
+    ends: Endpoints,
+    ip_id: [u16; 2],
+    flow_label: [u32; 2],
+    last_ns: i64,
+    tcp: Option<tcp::TcpConn>,
+    icmp_seq: u16,
+}
+
+/// Turns records into frames. Deterministic: the same config, seed and records give the same
+/// bytes.
+pub struct FrameBuilder {
+    plan: AddressPlan,
+    seed: u64,
+    fill: PayloadFill,
+    mtu: usize,
+    ttl: u8,
+    idle_ns: i64,
+    flows: FxHashMap<u64, WireFlow>,
+    header: [u8; emit::MAX_HEADER],
+    stats: WireStats,
+    since_sweep: u32,
+}
+
+const SWEEP_EVERY: u32 = 1 << 16;
+
+impl FrameBuilder {
+    /// A builder for `cfg` (validated here) whose per-flow numbers derive from `seed`.
+    pub fn new(cfg: WireConfig, seed: u64) -> Result<FrameBuilder, WireConfigError> {
+        cfg.validate()?;
+        let mtu = cfg.mtu as usize;
+        Ok(FrameBuilder {
+            fill: PayloadFill::new(cfg.payload_pattern.as_bytes(), mtu),
+            mtu,
+            ttl: cfg.ttl,
+            idle_ns: (cfg.flow_idle_s * 1e9) as i64,
+            plan: AddressPlan::new(cfg),
+            seed,
+            flows: FxHashMap::default(),
+            header: [0; emit::MAX_HEADER],
+            stats: WireStats::default(),
+            since_sweep: 0,
+        })
+    }
+
+    pub fn stats(&self) -> WireStats {
+        let mut s = self.stats.clone();
+        s.ports_exhausted = self.plan.ports_exhausted;
+        s
+    }
+
+    /// Flows with state held.
+    pub fn live_flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// The frame for `rec`, or `None` when the record had to be dropped (after a RST).
+    pub fn build(&mut self, rec: &SynthPacket) -> Option<Frame<'_>> {
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY {
+            self.sweep(rec.ts_ns);
+        }
+        if !self.flows.contains_key(&rec.flow_id) {
+            let flow = self.start_flow(rec);
+            self.flows.insert(rec.flow_id, flow);
+        }
+        let flow = self.flows.get_mut(&rec.flow_id).expect("inserted above");
+        flow.last_ns = rec.ts_ns;
+        let len = emit_frame(flow, rec, &mut self.header, &self.fill, self.mtu, self.ttl, &mut self.stats.repairs);
+        let ended = rec.last || flow.tcp.as_ref().is_some_and(|t| t.is_reset());
+        if ended {
+            if let Some(f) = self.flows.remove(&rec.flow_id) {
+                self.plan.release(f.proto, &f.ends);
+                self.stats.flows_ended += 1;
+            }
+        }
+        let (hlen, plen) = len?;
+        self.stats.frames += 1;
+        Some(Frame { ts_ns: rec.ts_ns, header: &self.header[..hlen], payload: self.fill.bytes(plen) })
+    }
+
+    fn start_flow(&mut self, rec: &SynthPacket) -> WireFlow {
+        let mut rng = SplitMix64::for_item(self.seed, rec.flow_id);
+        let v6 = rec.ip_version == 6 && rec.proto != Proto::Arp;
+        let ends = self.plan.allocate(rec.proto, v6, rec.client_rank, rec.server_rank, rec.server_port, &mut rng);
+        let ip_hdr = if v6 { 40 } else { 20 };
+        let mss = (self.mtu - ip_hdr - 20) as u16;
+        self.stats.flows_started += 1;
+        WireFlow {
+            proto: rec.proto,
+            v6,
+            ends,
+            ip_id: [rng.next_u32() as u16, rng.next_u32() as u16],
+            flow_label: [rng.next_u32() & 0xf_ffff, rng.next_u32() & 0xf_ffff],
+            last_ns: rec.ts_ns,
+            tcp: (rec.proto == Proto::Tcp).then(|| tcp::TcpConn::new(rec.ts_ns, mss, &mut rng)),
+            icmp_seq: 0,
+        }
+    }
+
+    /// Forgets flows idle for longer than `flow_idle_s` (bounded memory when the generator
+    /// never marks a flow's last record).
+    fn sweep(&mut self, now_ns: i64) {
+        self.since_sweep = 0;
+        let idle = self.idle_ns;
+        let mut gone = Vec::new();
+        self.flows.retain(|_, f| {
+            let keep = now_ns - f.last_ns <= idle;
+            if !keep {
+                gone.push((f.proto, f.ends));
+            }
+            keep
+        });
+        for (proto, ends) in &gone {
+            self.plan.release(*proto, ends);
+        }
+        self.stats.flows_expired += gone.len() as u64;
+    }
+}
+
+/// Writes the headers of `rec`'s frame into `hdr`; returns (header length, payload length).
+fn emit_frame(f: &mut WireFlow, rec: &SynthPacket, hdr: &mut [u8], fill: &PayloadFill, mtu: usize, ttl: u8, rep: &mut Repairs) -> Option<(usize, usize)> {
+    let e = f.ends;
+    if f.proto == Proto::Arp {
+        return Some(emit_arp(rec, &e, hdr, rep));
+    }
+    let ip_hdr = if f.v6 { 40 } else { 20 };
+    let size = rec.size as usize;
+    match f.proto {
+        Proto::Tcp => {
+            let conn = f.tcp.as_mut().expect("TCP flows have TCP state");
+            let seg = conn.next(rec.direction == Direction::Forward, rec.tcp_flags, size, ip_hdr, mtu, rec.ts_ns, rep)?;
+            let (src, dst, sp, dp) = ends(&e, seg.from_client);
+            let ip = ip_layer(f, seg.from_client, src, dst, ttl, true);
+            let total = ip_hdr + 20 + seg.options_len + seg.payload_len;
+            emit::ethernet(hdr, mac(&e, !seg.from_client), mac(&e, seg.from_client), ethertype(f.v6));
+            emit::ip(&mut hdr[14..], &ip, 6, total);
+            let t = emit::Tcp { src_port: sp, dst_port: dp, seq: seg.seq, ack: seg.ack, flags: seg.flags, window: seg.window, options: &seg.options[..seg.options_len] };
+            emit::tcp(&mut hdr[14 + ip_hdr..], &ip, &t, fill, seg.payload_len);
+            Some((14 + ip_hdr + 20 + seg.options_len, seg.payload_len))
+        }
+        Proto::Udp | Proto::IcmpEcho => {
+            let mut from_client = rec.direction == Direction::Forward;
+            let size = if size > mtu {
+                rep.size_clamped_mtu += 1;
+                mtu
+            } else {
+                size
+            };
+            let payload = match size.checked_sub(ip_hdr + 8) {
+                Some(p) => p,
+                None => {
+                    rep.size_raised += 1;
+                    0
+                }
+            };
+            if f.proto == Proto::IcmpEcho {
+                if from_client {
+                    f.icmp_seq = f.icmp_seq.wrapping_add(1);
+                } else if f.icmp_seq == 0 {
+                    rep.reply_before_request += 1;
+                    from_client = true;
+                    f.icmp_seq = 1;
+                }
+            }
+            let (src, dst, sp, dp) = ends(&e, from_client);
+            let ip = ip_layer(f, from_client, src, dst, ttl, false);
+            let proto = match (f.proto, f.v6) {
+                (Proto::Udp, _) => 17,
+                (_, false) => 1,
+                (_, true) => 58,
+            };
+            emit::ethernet(hdr, mac(&e, !from_client), mac(&e, from_client), ethertype(f.v6));
+            emit::ip(&mut hdr[14..], &ip, proto, ip_hdr + 8 + payload);
+            let l4 = &mut hdr[14 + ip_hdr..];
+            if f.proto == Proto::Udp {
+                emit::udp(l4, &ip, sp, dp, fill, payload);
+            } else {
+                emit::icmp_echo(l4, &ip, from_client, e.client_port, f.icmp_seq, fill, payload);
+            }
+            Some((14 + ip_hdr + 8, payload))
+        }
+        Proto::Arp => unreachable!("handled above"),
+    }
+}
+
+fn emit_arp(rec: &SynthPacket, e: &Endpoints, hdr: &mut [u8], rep: &mut Repairs) -> (usize, usize) {
+    if rec.size != 0 && rec.size != 28 {
+        rep.size_fixed_by_protocol += 1;
+    }
+    let (c, s) = (e.client, e.server);
+    let v4 = |h: &address::Host| [h.ip[0], h.ip[1], h.ip[2], h.ip[3]];
+    if rec.direction == Direction::Forward {
+        emit::ethernet(hdr, [0xff; 6], c.mac, emit::ETHERTYPE_ARP);
+        emit::arp(&mut hdr[14..], true, c.mac, v4(&c), [0; 6], v4(&s));
+    } else {
+        emit::ethernet(hdr, c.mac, s.mac, emit::ETHERTYPE_ARP);
+        emit::arp(&mut hdr[14..], false, s.mac, v4(&s), c.mac, v4(&c));
+    }
+    (14 + 28, 0)
+}
+
+fn ethertype(v6: bool) -> u16 {
+    if v6 { emit::ETHERTYPE_IPV6 } else { emit::ETHERTYPE_IPV4 }
+}
+
+fn mac(e: &Endpoints, client: bool) -> [u8; 6] {
+    if client { e.client.mac } else { e.server.mac }
+}
+
+/// (source address, destination address, source port, destination port) for a direction.
+fn ends(e: &Endpoints, from_client: bool) -> ([u8; 16], [u8; 16], u16, u16) {
+    if from_client {
+        (e.client.ip, e.server.ip, e.client_port, e.server_port)
+    } else {
+        (e.server.ip, e.client.ip, e.server_port, e.client_port)
+    }
+}
+
+fn ip_layer(f: &mut WireFlow, from_client: bool, src: [u8; 16], dst: [u8; 16], ttl: u8, dont_fragment: bool) -> Ip {
+    let d = usize::from(!from_client);
+    if f.v6 {
+        Ip::V6 { src, dst, flow_label: f.flow_label[d], hop_limit: ttl }
+    } else {
+        let id = f.ip_id[d];
+        f.ip_id[d] = id.wrapping_add(1);
+        let v4 = |a: [u8; 16]| [a[0], a[1], a[2], a[3]];
+        Ip::V4 { src: v4(src), dst: v4(dst), id, ttl, dont_fragment }
+    }
+}
