@@ -17,4 +17,5 @@ pub mod synth;
 pub mod torch;
 pub mod wire;
 pub mod daemon;
+pub mod validate;
 pub mod sink;

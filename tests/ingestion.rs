@@ -604,3 +604,51 @@ fn data_tier_inspect_every_shared_capture_matches_the_manifest() {
     eprintln!("data tier: {checked} captures match MANIFEST.md");
     assert!(checked >= 15);
 }
+
+// ---------------------------------------------------------------- validate (CLI)
+
+#[test]
+fn cli_validate_json_clean_capture_exits_0_with_every_check_at_zero() {
+    let s = Scratch::new();
+    let p = s.write("clean.pcap", &pcap_bytes(1, true, false, 65535, &recs(&standard_mix())));
+    let out = trafgen(&["validate", "--json", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((j["packets"].as_u64(), j["flows"].as_u64(), j["violations_total"].as_u64()), (Some(17), Some(3), Some(0)));
+    let checks = j["checks"].as_object().unwrap();
+    for name in ["ipv4_header_checksum", "tcp_checksum", "udp_checksum", "icmpv4_checksum", "seq_gap", "ack_beyond_sent", "packet_after_rst"] {
+        assert_eq!(checks.get(name).and_then(|v| v.as_u64()), Some(0), "{name}");
+    }
+    assert!(checks.values().all(|v| v.as_u64() == Some(0)), "{checks:?}");
+}
+
+#[test]
+fn cli_validate_corrupt_capture_exits_3_and_names_the_check_and_packet() {
+    let s = Scratch::new();
+    let mut frames = standard_mix();
+    // packet 3 is the TCP connection's first request (100 payload bytes): flip its last byte
+    assert_eq!(frames[3].1.len(), 14 + 20 + 20 + 100);
+    *frames[3].1.last_mut().unwrap() ^= 0x01;
+    let p = s.write("corrupt.pcap", &pcap_bytes(1, true, false, 65535, &recs(&frames)));
+    let out = trafgen(&["validate", "--json", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["checks"]["tcp_checksum"], 1);
+    assert_eq!(j["violations_total"], 1);
+    assert_eq!(j["first_examples"][0]["check"], "tcp_checksum");
+    assert_eq!(j["first_examples"][0]["packet"], 3);
+    // the text table lists every check, zeros included
+    let out = trafgen(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l.split_whitespace().eq(["tcp_checksum", "1"])), "{text}");
+    assert!(text.lines().any(|l| l.split_whitespace().eq(["seq_gap", "0"])), "{text}");
+    assert!(text.lines().any(|l| l.split_whitespace().eq(["violations_total", "1"])), "{text}");
+    // unreadable input: exit 1 naming the file; no file at all: usage error, exit 2
+    let missing = s.path().join("missing.pcap");
+    let out = trafgen(&["validate", missing.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("missing.pcap") && !err.contains("panicked"), "{err}");
+    assert_eq!(trafgen(&["validate"]).status.code(), Some(2));
+}
