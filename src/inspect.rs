@@ -76,7 +76,8 @@ impl Observer for Summary {
 
     fn flow(&mut self, f: &Flow<Rolling>, ff: &FlowFeatures) {
         self.flows[f.kind.index()] += 1;
-        if f.kind != FlowKind::NoFlow {
+        // ports of port-based protocols only (not ICMP echo identifiers)
+        if f.kind != FlowKind::NoFlow && !matches!(f.ip_proto, 1 | 58) {
             *self.server_ports.entry((f.ip_proto, f.server.port)).or_default() += 1;
         }
         *self.apps.entry(ff.app.name()).or_default() += 1;
@@ -183,7 +184,6 @@ impl Summary {
                 proto: match proto {
                     6 => "tcp",
                     17 => "udp",
-                    1 | 58 => "icmp_echo",
                     _ => "other",
                 },
                 port,

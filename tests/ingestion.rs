@@ -549,15 +549,53 @@ fn cli_bad_input_exits_nonzero_with_the_file_named_and_no_panic() {
 }
 
 #[test]
-fn cli_demo_writes_and_inspects_its_own_capture() {
+fn cli_demo_generates_inspects_and_validates_its_own_capture() {
     let s = Scratch::new();
-    let out = trafgen(&["demo", "--out", s.path().to_str().unwrap(), "--connections", "20"]);
+    let out = trafgen(&["demo", "--out", s.path().to_str().unwrap(), "--packets", "3000", "--seed", "5"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    // 20 × (tcp 3+3r+4 with r = 1..5 cycling, dns 2) + 2 × (icmp 2, arp 2, udp6 2)
-    let tcp: usize = (0..20).map(|i| 7 + 3 * (1 + i % 5)).sum();
-    assert!(text.contains(&format!("packets   {} ", tcp + 40 + 12)), "{text}");
-    assert!(text.contains("connected 20  unconnected 24  noflow 4"), "{text}");
+    assert!(text.contains("(3000 frames,") && text.contains("0 repairs"), "{text}");
+    assert!(text.contains("packets   3000 "), "{text}");
+    assert!(text.contains("validate  3000 packets") && text.contains(": 0 violations"), "{text}");
+    // same seed, same bytes
+    let first = std::fs::read(s.path().join("demo.pcap")).unwrap();
+    let again = trafgen(&["demo", "--out", s.path().to_str().unwrap(), "--packets", "3000", "--seed", "5"]);
+    assert!(again.status.success());
+    assert_eq!(first, std::fs::read(s.path().join("demo.pcap")).unwrap());
+}
+
+#[test]
+fn sigint_and_sigterm_during_generation_leave_a_valid_file() {
+    for (sig, name) in [(libc::SIGTERM, "term"), (libc::SIGINT, "int")] {
+        let s = Scratch::new();
+        let dir = s.path().join(name);
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_trafgen"))
+            .args(["demo", "--out", dir.to_str().unwrap(), "--packets", "100000000", "--format", "pcapng"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let file = dir.join("demo.pcapng");
+        // wait until frames are being written
+        let t = std::time::Instant::now();
+        while std::fs::metadata(&file).map_or(0, |m| m.len()) < 4 << 20 {
+            assert!(t.elapsed().as_secs() < 60, "demo never started writing");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{name}: {:?}", out.status);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("interrupted: every whole frame kept"), "{text}");
+        let frames: u64 = text.split(" frames").next().unwrap().rsplit('(').next().unwrap().parse().unwrap();
+        let r = run(&[file.clone()]);
+        assert_eq!(r.report.packets, frames, "{name}");
+        assert!(frames > 10_000);
+        if std::process::Command::new("tshark").arg("-v").output().is_ok() {
+            let t = std::process::Command::new("tshark").args(["-r", file.to_str().unwrap(), "-q"]).output().unwrap();
+            let err = String::from_utf8_lossy(&t.stderr);
+            assert!(t.status.success() && !err.contains("cut short") && !err.contains("rror"), "{err}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------- data tier

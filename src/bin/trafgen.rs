@@ -28,16 +28,10 @@ enum Cmd {
     /// Summarise captures (pcap/pcapng, gzip too): packets, protocols, flows per kind, ports,
     /// size and inter-arrival quantiles, malformed records.
     Inspect(InspectArgs),
-    /// Write a capture made by trafgen itself (scripted TCP/UDP/ICMP/ARP/IPv6 conversations)
-    /// and inspect it.
-    Demo {
-        /// Directory for demo.pcap.
-        #[arg(long, default_value = "target/demo")]
-        out: PathBuf,
-        /// TCP connections in the demo capture.
-        #[arg(long, default_value_t = 200)]
-        connections: usize,
-    },
+    /// Generate a capture from scripted conversations (TCP with handshake and teardown, UDP,
+    /// ICMP echo, ARP, IPv4 and IPv6) through the wire stage, then inspect and validate it.
+    /// Ctrl-C/SIGTERM stop it early with a valid file.
+    Demo(DemoArgs),
     /// Check every frame of captures (ours or anyone's) with trafgen's own parser: checksums
     /// (IPv4 header, TCP, UDP, ICMPv4/v6), lengths, malformed frames and per-flow TCP
     /// sequence/handshake/teardown rules; print the count of each violation.
@@ -46,6 +40,31 @@ enum Cmd {
     Validate(ValidateArgs),
     /// Print the version, the libtorch this build links and whether CUDA is usable.
     Version,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Directory for demo.pcap (or demo.pcapng) and the feature tables.
+    #[arg(long, default_value = "target/demo")]
+    out: PathBuf,
+    /// Frames to write.
+    #[arg(long, default_value_t = 20_000)]
+    packets: u64,
+    /// Seed: the same seed gives a byte-identical file.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "pcap")]
+    format: Format,
+    /// New flows per second in the scripted mix.
+    #[arg(long, default_value_t = 500.0)]
+    flows_per_s: f64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Pcap,
+    Pcapng,
 }
 
 #[derive(Args)]
@@ -96,6 +115,13 @@ struct FlowArgs {
     /// Cap on live flows; beyond it the least recently active are evicted.
     #[arg(long, default_value_t = FlowConfig::default().max_flows)]
     max_flows: usize,
+}
+
+impl Default for FlowArgs {
+    fn default() -> Self {
+        let d = FlowConfig::default();
+        FlowArgs { tcp_idle: d.tcp_idle_s, udp_idle: d.udp_idle_s, noflow_idle: d.noflow_idle_s, max_flows: d.max_flows }
+    }
 }
 
 impl FlowArgs {
@@ -170,26 +196,46 @@ fn inspect(args: &InspectArgs) -> Result<()> {
     Ok(())
 }
 
-fn demo(out: &std::path::Path, connections: usize) -> Result<()> {
+fn demo(args: &DemoArgs) -> Result<()> {
+    use trafgen::sink::OutputFormat;
+    anyhow::ensure!(args.flows_per_s.is_finite() && args.flows_per_s > 0.0, "--flows-per-s must be > 0");
+    let out = &args.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let path = out.join("demo.pcap");
-    let t0 = 1_700_000_000 * 1_000_000_000i64;
-    let n = trafgen::fixture::write_pcap(&path, trafgen::fixture::demo_mix(connections, t0))
+    let (format, name) = match args.format {
+        Format::Pcap => (OutputFormat::Pcap, "demo.pcap"),
+        Format::Pcapng => (OutputFormat::PcapNg, "demo.pcapng"),
+    };
+    let path = out.join(name);
+    let stop = trafgen::sink::signals::stop_flag();
+    let mut builder = trafgen::wire::FrameBuilder::new(trafgen::wire::WireConfig::default(), args.seed)?;
+    let records = trafgen::synth::script::ScriptedMix::new(args.seed, args.flows_per_s);
+    let start_ns = 1_700_000_000 * 1_000_000_000i64;
+    let w = trafgen::generate::write_capture(records, &mut builder, &path, format, start_ns, Some(args.packets), stop)
         .with_context(|| format!("writing {}", path.display()))?;
-    println!("wrote {} ({n} packets)\n", path.display());
+    println!(
+        "wrote {} ({} frames, {} bytes{}); wire: {} flows, {} repairs\n",
+        path.display(),
+        w.frames,
+        w.file_bytes,
+        if w.interrupted { ", interrupted: every whole frame kept" } else { "" },
+        w.wire.flows_started,
+        w.wire.repairs.total()
+    );
+    if w.interrupted {
+        return Ok(());
+    }
     inspect(&InspectArgs {
-        captures: vec![path],
+        captures: vec![path.clone()],
         json: false,
         features_csv: Some(out.join("features")),
         skip_bad: false,
         max_packets: None,
-        flow: FlowArgs {
-            tcp_idle: FlowConfig::default().tcp_idle_s,
-            udp_idle: FlowConfig::default().udp_idle_s,
-            noflow_idle: FlowConfig::default().noflow_idle_s,
-            max_flows: FlowConfig::default().max_flows,
-        },
-    })
+        flow: FlowArgs::default(),
+    })?;
+    let report = trafgen::validate::validate(&[path], &ValidateOptions::default())?;
+    println!("validate  {} packets, {} flows: {} violations", report.packets, report.flows, report.violations_total);
+    anyhow::ensure!(report.violations_total == 0, "generated traffic has protocol violations:\n{}", report.to_text());
+    Ok(())
 }
 
 /// Exits with status 3 (after printing) when violations were found.
@@ -217,7 +263,7 @@ fn main() -> Result<()> {
         .init();
     match &cli.cmd {
         Cmd::Inspect(args) => inspect(args),
-        Cmd::Demo { out, connections } => demo(out, *connections),
+        Cmd::Demo(args) => demo(args),
         Cmd::Validate(args) => validate(args),
         Cmd::Version => {
             let info = trafgen::torch::info();
