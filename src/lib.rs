@@ -15,6 +15,7 @@ pub mod fixture;
 pub mod generate;
 pub mod rng;
 pub mod synth;
+pub mod text_position;
 pub mod torch;
 pub mod wire;
 pub mod daemon;

@@ -59,6 +59,9 @@ struct DemoArgs {
     /// New flows per second in the scripted mix.
     #[arg(long, default_value_t = 500.0)]
     flows_per_s: f64,
+    /// Address plan and frame settings (TOML with any WireConfig field; see README).
+    #[arg(long, value_name = "FILE")]
+    wire_config: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -207,7 +210,11 @@ fn demo(args: &DemoArgs) -> Result<()> {
     };
     let path = out.join(name);
     let stop = trafgen::sink::signals::stop_flag();
-    let mut builder = trafgen::wire::FrameBuilder::new(trafgen::wire::WireConfig::default(), args.seed)?;
+    let wire = match &args.wire_config {
+        Some(p) => trafgen::wire::WireConfig::load(p)?,
+        None => trafgen::wire::WireConfig::default(),
+    };
+    let mut builder = trafgen::wire::FrameBuilder::new(wire, args.seed)?;
     let records = trafgen::synth::script::ScriptedMix::new(args.seed, args.flows_per_s);
     let start_ns = 1_700_000_000 * 1_000_000_000i64;
     let w = trafgen::generate::write_capture(records, &mut builder, &path, format, start_ns, Some(args.packets), stop)

@@ -79,7 +79,37 @@ pub enum WireConfigError {
     Idle,
 }
 
+/// Failure to load a wire configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum WireConfigFileError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{path}: {msg}")]
+    Parse { path: std::path::PathBuf, msg: String },
+    #[error("{path}: {source}")]
+    Invalid { path: std::path::PathBuf, source: WireConfigError },
+}
+
 impl WireConfig {
+    /// Reads a TOML file with any of the fields of [`WireConfig`] (the rest keep their
+    /// defaults), and validates it. Errors name the file, and the line:column for syntax.
+    pub fn load(path: &std::path::Path) -> Result<WireConfig, WireConfigFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WireConfigFileError::Read { path: path.into(), source })?;
+        let cfg: WireConfig = toml::from_str(&text).map_err(|e| {
+            let at = e.span().map(|s| crate::text_position::line_column(&text, s.start));
+            let msg = e.message().to_string();
+            WireConfigFileError::Parse {
+                path: path.into(),
+                msg: match at {
+                    Some((l, c)) => format!("{l}:{c}: {msg}"),
+                    None => msg,
+                },
+            }
+        })?;
+        cfg.validate().map_err(|source| WireConfigFileError::Invalid { path: path.into(), source })?;
+        Ok(cfg)
+    }
+
     pub fn validate(&self) -> Result<(), WireConfigError> {
         for (field, c, v4) in [
             ("client_v4", self.client_v4, true),
@@ -280,6 +310,23 @@ mod tests {
         let v6 = plan.allocate(Proto::Tcp, true, 0, 0, 8080, &mut rng);
         assert_eq!(&v6.client.ip[..4], &[0xfd, 0, 0, 1]);
         assert_eq!(v6.server_port, 8080);
+    }
+
+    #[test]
+    fn loads_toml_with_defaults_and_line_column_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wire.toml");
+        std::fs::write(&p, "client_v4 = \"192.0.2.0/24\"\nclient_hosts = 3\n").unwrap();
+        let c = WireConfig::load(&p).unwrap();
+        assert_eq!(c.client_hosts, 3);
+        assert_eq!(c.server_v4, WireConfig::default().server_v4);
+        std::fs::write(&p, "client_hosts = 3\nmtu = \"big\"\n").unwrap();
+        let e = WireConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("wire.toml: 2:7:"), "{e}");
+        std::fs::write(&p, "colour = 1\n").unwrap();
+        assert!(WireConfig::load(&p).unwrap_err().to_string().contains("colour"));
+        std::fs::write(&p, "mtu = 100\n").unwrap();
+        assert!(WireConfig::load(&p).unwrap_err().to_string().contains("mtu 100"));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::flow::Direction;
 use crate::rng::SplitMix64;
 use crate::synth::{Proto, SynthPacket};
 
-pub use address::{AddressPlan, Endpoints, WireConfig, WireConfigError};
+pub use address::{AddressPlan, Endpoints, WireConfig, WireConfigError, WireConfigFileError};
 pub use cidr::Cidr;
 pub use tcp::Repairs;
 
