@@ -11,6 +11,7 @@ pub mod flow;
 pub mod hist;
 pub mod ingest;
 pub mod inspect;
+pub mod model;
 pub mod fixture;
 pub mod generate;
 pub mod rng;

@@ -38,8 +38,46 @@ enum Cmd {
     #[command(after_help = "Exit status: 0 when no violation was found, 3 when at least one was \
         (counts printed all the same), 1 when a capture cannot be read, 2 for usage errors.")]
     Validate(ValidateArgs),
+    /// Train the NeCSTGen-style models (packet VAE + GMM, flow LSTMs per kind, aggregate GMM)
+    /// from captures and write a model directory (manifest.toml + safetensors).
+    Train(TrainArgs),
     /// Print the version, the libtorch this build links and whether CUDA is usable.
     Version,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Capture files (pcap/pcapng, gzip too).
+    #[arg(required = true)]
+    captures: Vec<PathBuf>,
+    /// Model directory to write.
+    #[arg(short = 'o', long = "out", value_name = "MODEL_DIR")]
+    out: PathBuf,
+    /// Most epochs per level (early stopping on held-out flows may stop sooner).
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    /// Seed of every random choice: same data + seed + device = same model on CPU.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where to train.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: trafgen::torch::DeviceChoice,
+    /// Use at most N packets (in file order).
+    #[arg(long, value_name = "N")]
+    max_packets: Option<u64>,
+    /// Licence of an input, recorded in the manifest: PATH=LICENCE (repeatable).
+    #[arg(long = "input-licence", value_name = "PATH=LICENCE")]
+    licences: Vec<String>,
+    /// Range of packet-GMM components searched by BIC.
+    #[arg(long, default_value_t = 2)]
+    k_min: usize,
+    #[arg(long, default_value_t = 16)]
+    k_max: usize,
+    /// VAE latent dimensions.
+    #[arg(long, default_value_t = 4)]
+    latent: i64,
+    #[command(flatten)]
+    flow: FlowArgs,
 }
 
 #[derive(Args)]
@@ -262,6 +300,68 @@ fn validate(args: &ValidateArgs) -> Result<()> {
     Ok(())
 }
 
+fn train(args: &TrainArgs) -> Result<()> {
+    use trafgen::model::train::{Progress, TrainOptions};
+    let mut licences = std::collections::HashMap::new();
+    for l in &args.licences {
+        let (p, lic) = l.split_once('=').with_context(|| format!("--input-licence `{l}`: expected PATH=LICENCE"))?;
+        licences.insert(PathBuf::from(p), lic.to_string());
+    }
+    anyhow::ensure!(args.k_min >= 1 && args.k_max >= args.k_min, "--k-min/--k-max: need 1 ≤ k-min ≤ k-max");
+    let opts = TrainOptions {
+        epochs: args.epochs,
+        seed: args.seed,
+        device: args.device,
+        max_packets: args.max_packets,
+        ingest: trafgen::ingest::IngestOptions { flow: args.flow.config()?, ..Default::default() },
+        k_range: [args.k_min, args.k_max],
+        latent: args.latent,
+        licences,
+        // argv[0] is wherever the binary lives; record the command as a user would type it
+        command: std::iter::once("trafgen".to_string()).chain(std::env::args().skip(1)).collect(),
+        ..TrainOptions::default()
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix:>18} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    let mut progress = |p: Progress| match p {
+        Progress::Ingested { packets, flows } => {
+            bar.println(format!("ingested {packets} packets in {flows} flows"));
+        }
+        Progress::Epoch { level, epoch, epochs, train, validation } => {
+            if bar.prefix() != level {
+                bar.set_prefix(level.clone());
+                bar.set_length(epochs as u64);
+            }
+            bar.set_position(epoch as u64 + 1);
+            bar.set_message(format!("loss {train:.4} (held-out {validation:.4})"));
+            tracing::info!(%level, epoch, train, validation, "epoch");
+        }
+        Progress::Gmm { k, bic } => {
+            let b: Vec<String> = bic.iter().map(|(k, b)| format!("{k}:{b:.0}")).collect();
+            bar.println(format!("packet GMM: {k} components by BIC ({})", b.join(" ")));
+        }
+        Progress::LevelDone { level, seconds } => bar.println(format!("{level} level trained in {seconds:.1} s")),
+    };
+    let model = trafgen::model::train::train(&args.captures, &opts, &mut progress)?;
+    bar.finish_and_clear();
+    model.save(&args.out).with_context(|| format!("saving the model to {}", args.out.display()))?;
+    let m = &model.manifest;
+    let last = |c: &trafgen::model::vae::LossCurve| c.validation.get(c.best_epoch).copied().unwrap_or(f64::NAN);
+    println!("model     {} (format {})", args.out.display(), m.format_version);
+    println!("data      {} packets; flows connected {}  unconnected {}  noflow {}", m.training.packets, m.aggregate.flows.connected, m.aggregate.flows.unconnected, m.aggregate.flows.noflow);
+    println!("packet    VAE latent {} held-out loss {:.4}; GMM {} components; {:.1} s", m.packet.vae.latent, last(&m.training.vae_loss), m.packet.gmm_k, m.training.seconds_packet);
+    for (kind, c) in &m.training.lstm_loss {
+        println!("flow      LSTM {kind}: held-out loss {:.4} after {} epochs", last(c), c.train.len());
+    }
+    println!("flow      {:.1} s; aggregate {:.1} s; total {:.1} s on {}", m.training.seconds_flow, m.training.seconds_aggregate, started.elapsed().as_secs_f64(), m.device);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -272,6 +372,7 @@ fn main() -> Result<()> {
         Cmd::Inspect(args) => inspect(args),
         Cmd::Demo(args) => demo(args),
         Cmd::Validate(args) => validate(args),
+        Cmd::Train(args) => train(args),
         Cmd::Version => {
             let info = trafgen::torch::info();
             println!("trafgen {}", env!("CARGO_PKG_VERSION"));

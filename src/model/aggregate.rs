@@ -1,0 +1,290 @@
+//! Aggregate level: when flows start and what they are.
+//!
+//! This module owns the traffic-wide distributions: the gap between flow starts (a GMM over
+//! log10 seconds), the flow-kind mix, per kind a GMM over (log10 packets, log10 bytes, log10
+//! duration), and the categorical tables a header-level comparison needs (NetShare's metrics):
+//! server ports with their protocol per kind, the IP-protocol mix and IPv6 share per kind, and
+//! host popularity as rank–frequency distributions of flows per client and per server.
+
+use tch::{Kind, Tensor};
+
+use super::dataset::FlowRow;
+use super::gmm::{Gmm, GmmError, GmmFitOptions};
+use crate::flow::FlowKind;
+use crate::rng::SplitMix64;
+
+/// Floors before log10 (seconds; packets and bytes are ≥ 1).
+pub const MIN_GAP_S: f64 = 1e-6;
+pub const MIN_DURATION_S: f64 = 1e-6;
+/// Longest rank tables kept (rarer hosts share the last rank's weight).
+pub const MAX_RANKS: usize = 1024;
+/// Server ports kept per kind (the rest are "other": the address plan picks).
+pub const MAX_PORTS: usize = 64;
+
+/// One row of a categorical table: a value and its probability.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Weighted<T> {
+    pub value: T,
+    pub p: f64,
+}
+
+/// The aggregate model.
+pub struct Aggregate {
+    pub kind_p: [f64; 3],
+    pub gap: Option<Gmm>,
+    pub flow: [Option<Gmm>; 3],
+    /// (port, ip protocol) per kind.
+    pub ports: [Vec<Weighted<(u16, u8)>>; 3],
+    pub proto: [Vec<Weighted<u8>>; 3],
+    pub v6_share: [f64; 3],
+    pub client_rank: Vec<f64>,
+    pub server_rank: Vec<f64>,
+}
+
+/// A flow drawn from the aggregate model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FlowDraw {
+    pub gap_s: f64,
+    pub kind: FlowKind,
+    pub packets: f64,
+    pub bytes: f64,
+    pub duration_s: f64,
+    pub server_port: u16,
+    pub ip_proto: u8,
+    pub v6: bool,
+    pub client_rank: u32,
+    pub server_rank: u32,
+}
+
+fn normalise<T: Copy>(mut v: Vec<(T, f64)>) -> Vec<Weighted<T>> {
+    let total: f64 = v.iter().map(|x| x.1).sum();
+    if total <= 0.0 {
+        return Vec::new();
+    }
+    v.iter_mut().for_each(|x| x.1 /= total);
+    v.into_iter().map(|(value, p)| Weighted { value, p }).collect()
+}
+
+/// Draws from a categorical table (None when empty).
+pub fn draw<T: Copy>(t: &[Weighted<T>], rng: &mut SplitMix64) -> Option<T> {
+    let mut u = rng.next_f64();
+    for w in t {
+        u -= w.p;
+        if u < 0.0 {
+            return Some(w.value);
+        }
+    }
+    t.last().map(|w| w.value)
+}
+
+/// Rank–frequency distribution of flows per host (most popular first), at most MAX_RANKS.
+fn ranks(hosts: impl Iterator<Item = u32>) -> Vec<f64> {
+    let mut counts: rustc_hash::FxHashMap<u32, f64> = Default::default();
+    for h in hosts {
+        *counts.entry(h).or_default() += 1.0;
+    }
+    let mut c: Vec<f64> = counts.into_values().collect();
+    c.sort_by(|a, b| b.total_cmp(a));
+    if c.len() > MAX_RANKS {
+        let rest: f64 = c[MAX_RANKS - 1..].iter().sum();
+        c.truncate(MAX_RANKS - 1);
+        c.push(rest);
+    }
+    let total: f64 = c.iter().sum();
+    c.iter().map(|x| x / total.max(1.0)).collect()
+}
+
+/// One point from a mixture: a component by weight, then a draw from it.
+fn sample_one(g: &Gmm, rng: &mut SplitMix64) -> Vec<f64> {
+    let k = g.draw_component(rng);
+    g.sample_component(k, rng)
+}
+
+fn draw_rank(p: &[f64], rng: &mut SplitMix64) -> u32 {
+    let mut u = rng.next_f64();
+    for (i, x) in p.iter().enumerate() {
+        u -= x;
+        if u < 0.0 {
+            return i as u32;
+        }
+    }
+    p.len().saturating_sub(1) as u32
+}
+
+impl Aggregate {
+    /// Fits on the flow table. `k_max` bounds the GMM components.
+    pub fn fit(rows: &[FlowRow], k_max: usize, seed: u64) -> Result<Aggregate, GmmError> {
+        let mut kind_n = [0f64; 3];
+        rows.iter().for_each(|r| kind_n[r.kind.index()] += 1.0);
+        let total = kind_n.iter().sum::<f64>().max(1.0);
+        let kind_p = kind_n.map(|n| n / total);
+        let opts = |k_max: usize, s: u64| GmmFitOptions { k_min: 1, k_max, seed: s, ..GmmFitOptions::default() };
+        let gaps: Vec<f64> = rows.iter().filter_map(|r| r.gap_s).map(|g| g.max(MIN_GAP_S).log10()).collect();
+        let gap = if gaps.len() >= 8 {
+            let x = Tensor::from_slice(&gaps).view([-1, 1]);
+            Some(Gmm::fit(&x, &opts(k_max.min(8), seed))?.gmm)
+        } else {
+            None
+        };
+        let mut flow: [Option<Gmm>; 3] = [None, None, None];
+        let mut ports: [Vec<Weighted<(u16, u8)>>; 3] = Default::default();
+        let mut proto: [Vec<Weighted<u8>>; 3] = Default::default();
+        let mut v6_share = [0f64; 3];
+        for kind in FlowKind::ALL {
+            let k = kind.index();
+            let of: Vec<&FlowRow> = rows.iter().filter(|r| r.kind == kind).collect();
+            if of.is_empty() {
+                continue;
+            }
+            let feats: Vec<f64> = of
+                .iter()
+                .flat_map(|r| [(r.packets.max(1) as f64).log10(), (r.bytes.max(1) as f64).log10(), r.duration_s.max(MIN_DURATION_S).log10()])
+                .collect();
+            if of.len() >= 8 {
+                let x = Tensor::from_slice(&feats).view([-1, 3]);
+                flow[k] = Some(Gmm::fit(&x, &opts(k_max, seed + 1 + k as u64))?.gmm);
+            }
+            let mut pc: rustc_hash::FxHashMap<(u16, u8), f64> = Default::default();
+            let mut prc: rustc_hash::FxHashMap<u8, f64> = Default::default();
+            for r in &of {
+                if kind != FlowKind::NoFlow {
+                    *pc.entry((r.server_port, r.ip_proto)).or_default() += 1.0;
+                }
+                *prc.entry(r.ip_proto).or_default() += 1.0;
+                v6_share[k] += f64::from(u8::from(r.ip_version == 6));
+            }
+            v6_share[k] /= of.len() as f64;
+            let mut pv: Vec<((u16, u8), f64)> = pc.into_iter().collect();
+            pv.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            pv.truncate(MAX_PORTS);
+            ports[k] = normalise(pv);
+            let mut prv: Vec<(u8, f64)> = prc.into_iter().collect();
+            prv.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            proto[k] = normalise(prv);
+        }
+        Ok(Aggregate {
+            kind_p,
+            gap,
+            flow,
+            ports,
+            proto,
+            v6_share,
+            client_rank: ranks(rows.iter().map(|r| r.client_host)),
+            server_rank: ranks(rows.iter().map(|r| r.server_host)),
+        })
+    }
+
+    /// Draws the next flow: gap since the previous start, kind, size, ports, protocol, hosts.
+    pub fn sample_flow(&self, rng: &mut SplitMix64) -> FlowDraw {
+        let gap_s = self.gap.as_ref().map_or(1.0, |g| 10f64.powf(sample_one(g, rng)[0]));
+        let mut u = rng.next_f64();
+        let mut kind = FlowKind::Connected;
+        for kk in FlowKind::ALL {
+            u -= self.kind_p[kk.index()];
+            if u < 0.0 {
+                kind = kk;
+                break;
+            }
+        }
+        let k = kind.index();
+        let (packets, bytes, duration_s) = match &self.flow[k] {
+            Some(g) => {
+                let v = sample_one(g, rng);
+                (10f64.powf(v[0]).max(1.0), 10f64.powf(v[1]).max(1.0), 10f64.powf(v[2]))
+            }
+            None => (2.0, 100.0, 0.0),
+        };
+        let (server_port, ip_proto) = draw(&self.ports[k], rng).unwrap_or((0, draw(&self.proto[k], rng).unwrap_or(0)));
+        FlowDraw {
+            gap_s,
+            kind,
+            packets,
+            bytes,
+            duration_s,
+            server_port,
+            ip_proto,
+            v6: rng.next_f64() < self.v6_share[k],
+            client_rank: draw_rank(&self.client_rank, rng),
+            server_rank: draw_rank(&self.server_rank, rng),
+        }
+    }
+
+    /// The model as named tensors (safetensors).
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![
+            ("kind_p".to_string(), Tensor::from_slice(&self.kind_p)),
+            ("v6_share".to_string(), Tensor::from_slice(&self.v6_share)),
+            ("client_rank".to_string(), Tensor::from_slice(&self.client_rank)),
+            ("server_rank".to_string(), Tensor::from_slice(&self.server_rank)),
+        ];
+        if let Some(g) = &self.gap {
+            out.extend(g.named_tensors("gap"));
+        }
+        for kind in FlowKind::ALL {
+            let k = kind.index();
+            let n = kind.name();
+            if let Some(g) = &self.flow[k] {
+                out.extend(g.named_tensors(&format!("flow_{n}")));
+            }
+            let pv: Vec<i64> = self.ports[k].iter().flat_map(|w| [i64::from(w.value.0), i64::from(w.value.1)]).collect();
+            let pp: Vec<f64> = self.ports[k].iter().map(|w| w.p).collect();
+            out.push((format!("ports_{n}.values"), Tensor::from_slice(&pv).view([-1, 2])));
+            out.push((format!("ports_{n}.p"), Tensor::from_slice(&pp)));
+            let rv: Vec<i64> = self.proto[k].iter().map(|w| i64::from(w.value)).collect();
+            let rp: Vec<f64> = self.proto[k].iter().map(|w| w.p).collect();
+            out.push((format!("proto_{n}.values"), Tensor::from_slice(&rv)));
+            out.push((format!("proto_{n}.p"), Tensor::from_slice(&rp)));
+        }
+        out
+    }
+
+    /// Rebuilds from named tensors; `None` names the missing or malformed tensor.
+    pub fn from_named(get: &dyn Fn(&str) -> Option<Tensor>) -> Result<Aggregate, String> {
+        let f64s = |name: &str| -> Result<Vec<f64>, String> {
+            let t = get(name).ok_or_else(|| format!("tensor `{name}` is missing"))?;
+            Vec::<f64>::try_from(t.to_kind(Kind::Double).view([-1])).map_err(|e| format!("tensor `{name}`: {e}"))
+        };
+        let i64s = |name: &str| -> Result<Vec<i64>, String> {
+            let t = get(name).ok_or_else(|| format!("tensor `{name}` is missing"))?;
+            Vec::<i64>::try_from(t.to_kind(Kind::Int64).view([-1])).map_err(|e| format!("tensor `{name}`: {e}"))
+        };
+        let arr3 = |name: &str| -> Result<[f64; 3], String> {
+            let v = f64s(name)?;
+            <[f64; 3]>::try_from(v.as_slice()).map_err(|_| format!("tensor `{name}` must have 3 values"))
+        };
+        let gmm = |prefix: &str| -> Result<Option<Gmm>, String> {
+            if get(&format!("{prefix}.weights")).is_none() {
+                return Ok(None);
+            }
+            Gmm::from_named(prefix, |n| get(n)).map(Some).map_err(|e| e.to_string())
+        };
+        let mut agg = Aggregate {
+            kind_p: arr3("kind_p")?,
+            gap: gmm("gap")?,
+            flow: [None, None, None],
+            ports: Default::default(),
+            proto: Default::default(),
+            v6_share: arr3("v6_share")?,
+            client_rank: f64s("client_rank")?,
+            server_rank: f64s("server_rank")?,
+        };
+        for kind in FlowKind::ALL {
+            let k = kind.index();
+            let n = kind.name();
+            agg.flow[k] = gmm(&format!("flow_{n}"))?;
+            let pv = i64s(&format!("ports_{n}.values"))?;
+            let pp = f64s(&format!("ports_{n}.p"))?;
+            if pv.len() != 2 * pp.len() {
+                return Err(format!("tensors `ports_{n}.values` and `ports_{n}.p` disagree in length"));
+            }
+            agg.ports[k] = pv.chunks(2).zip(&pp).map(|(v, &p)| Weighted { value: (v[0] as u16, v[1] as u8), p }).collect();
+            let rv = i64s(&format!("proto_{n}.values"))?;
+            let rp = f64s(&format!("proto_{n}.p"))?;
+            if rv.len() != rp.len() {
+                return Err(format!("tensors `proto_{n}.values` and `proto_{n}.p` disagree in length"));
+            }
+            agg.proto[k] = rv.iter().zip(&rp).map(|(&v, &p)| Weighted { value: v as u8, p }).collect();
+        }
+        Ok(agg)
+    }
+}

@@ -1,0 +1,203 @@
+//! Training data: ingestion output turned into the compact tables the models learn from.
+//!
+//! This module owns the packet feature vector ([`PACKET_FEATURES`]), collecting it for every
+//! packet (f32, one flat buffer) grouped by flow, and the per-flow rows of the aggregate model
+//! (kind, gap, size, duration, ports, protocol, host identities for popularity ranks). Memory is
+//! `packets × PACKET_DIM × 4` bytes plus a few words per flow; `--max-packets` bounds it.
+
+use std::path::{Path, PathBuf};
+
+use rustc_hash::FxHashMap;
+
+use crate::capture::{FileFormat, LinkType, Packet, TcpFlags};
+use crate::features::{FlowFeatures, PacketFeatures, Rolling};
+use crate::flow::{Assignment, Flow, FlowKind};
+use crate::ingest::{self, IngestError, IngestOptions, IngestReport, Observer};
+
+/// Names of the packet feature vector, in order.
+pub const PACKET_FEATURES: [&str; PACKET_DIM] = [
+    "log_size",
+    "header_len",
+    "direction",
+    "flag_fin",
+    "flag_syn",
+    "flag_rst",
+    "flag_psh",
+    "flag_ack",
+    "log_time_diff",
+    "log_rate_pkts_1s",
+    "log_rate_bytes_1s",
+    "kind_connected",
+    "kind_unconnected",
+    "kind_noflow",
+];
+pub const PACKET_DIM: usize = 14;
+
+/// Column indices used when decoding generated vectors.
+pub mod col {
+    pub const LOG_SIZE: usize = 0;
+    pub const HEADER: usize = 1;
+    pub const DIRECTION: usize = 2;
+    pub const FLAGS: usize = 3; // FIN SYN RST PSH ACK
+    pub const LOG_DT: usize = 8;
+}
+
+/// The packet feature vector of one packet.
+pub fn packet_vector(pf: &PacketFeatures) -> [f32; PACKET_DIM] {
+    let f = TcpFlags(pf.tcp_flags);
+    let b = |x: bool| if x { 1.0 } else { 0.0 };
+    let mut v = [0f32; PACKET_DIM];
+    // log10: the packet-size modes (40–120 B control/requests vs ~1500 B data) stay apart
+    v[0] = (pf.size.max(1) as f32).log10();
+    v[1] = pf.header_len as f32;
+    v[2] = f32::from(pf.direction);
+    v[3] = b(f.has(TcpFlags::FIN));
+    v[4] = b(f.has(TcpFlags::SYN));
+    v[5] = b(f.has(TcpFlags::RST));
+    v[6] = b(f.has(TcpFlags::PSH));
+    v[7] = b(f.has(TcpFlags::ACK));
+    v[8] = pf.log_time_diff as f32;
+    v[9] = (1.0 + pf.rate_pkts_1s as f64).log10() as f32;
+    v[10] = (1.0 + pf.rate_bytes_1s as f64).log10() as f32;
+    v[11 + pf.kind.index()] = 1.0;
+    v
+}
+
+/// One flow's packets: rows `start..start+len` of [`Dataset::packets`].
+#[derive(Clone, Copy, Debug)]
+pub struct FlowSeq {
+    pub kind: FlowKind,
+    pub start: usize,
+    pub len: usize,
+}
+
+/// One flow of the aggregate table.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowRow {
+    pub kind: FlowKind,
+    pub gap_s: Option<f64>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub duration_s: f64,
+    pub server_port: u16,
+    pub ip_proto: u8,
+    pub ip_version: u8,
+    /// Index of the client / server host in order of first appearance.
+    pub client_host: u32,
+    pub server_host: u32,
+}
+
+/// One training input.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct InputFile {
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub packets: u64,
+    pub licence: String,
+}
+
+/// Everything the three levels train on.
+#[derive(Default)]
+pub struct Dataset {
+    /// `n × PACKET_DIM` packet vectors, grouped by flow (see `flows`).
+    pub packets: Vec<f32>,
+    pub flows: Vec<FlowSeq>,
+    pub flow_rows: Vec<FlowRow>,
+    pub report: IngestReport,
+}
+
+impl Dataset {
+    pub fn n_packets(&self) -> usize {
+        self.packets.len() / PACKET_DIM
+    }
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.packets[i * PACKET_DIM..(i + 1) * PACKET_DIM]
+    }
+}
+
+/// Collects packet vectors tagged with their flow, then groups them when the run ends.
+#[derive(Default)]
+struct Collector {
+    /// (flow id, position) of each row in arrival order.
+    keys: Vec<(u64, u32)>,
+    rows: Vec<f32>,
+    flow_kind: FxHashMap<u64, FlowKind>,
+    flow_rows: Vec<(u64, FlowRow)>,
+    hosts: FxHashMap<[u8; 16], u32>,
+}
+
+impl Collector {
+    fn host(&mut self, ip: [u8; 16]) -> u32 {
+        let n = self.hosts.len() as u32;
+        *self.hosts.entry(ip).or_insert(n)
+    }
+}
+
+impl Observer for Collector {
+    fn file_start(&mut self, _p: &Path, _f: FileFormat, _l: LinkType) {
+        // flow ids keep counting across files; host identities are per capture
+        self.hosts.clear();
+    }
+    fn packet(&mut self, _p: &Packet, a: Option<&Assignment>, f: Option<&PacketFeatures>) {
+        if let (Some(a), Some(f)) = (a, f) {
+            self.keys.push((a.flow_id, a.position.min(u64::from(u32::MAX)) as u32));
+            self.rows.extend_from_slice(&packet_vector(f));
+        }
+    }
+    fn flow(&mut self, fl: &Flow<Rolling>, ff: &FlowFeatures) {
+        self.flow_kind.insert(ff.flow_id, ff.kind);
+        let client_host = self.host(fl.client.ip);
+        let server_host = self.host(fl.server.ip);
+        self.flow_rows.push((
+            ff.flow_id,
+            FlowRow {
+                kind: ff.kind,
+                gap_s: ff.gap_s,
+                packets: ff.packets_fwd + ff.packets_bwd,
+                bytes: ff.bytes_fwd + ff.bytes_bwd,
+                duration_s: ff.duration_s,
+                server_port: ff.server_port,
+                ip_proto: ff.ip_proto,
+                ip_version: ff.ip_version,
+                client_host,
+                server_host,
+            },
+        ));
+    }
+}
+
+/// Ingests `paths` with per-packet features and builds the dataset.
+pub fn collect(paths: &[PathBuf], opts: &IngestOptions) -> Result<Dataset, IngestError> {
+    let mut c = Collector::default();
+    let opts = IngestOptions { packet_features: true, ..opts.clone() };
+    let report = ingest::ingest(paths, &opts, &mut c)?;
+    // group rows by flow (stable: flow id, then position)
+    let mut order: Vec<u32> = (0..c.keys.len() as u32).collect();
+    order.sort_by_key(|&i| c.keys[i as usize]);
+    let mut packets = Vec::with_capacity(c.rows.len());
+    let mut flows = Vec::new();
+    let mut i = 0;
+    while i < order.len() {
+        let id = c.keys[order[i] as usize].0;
+        let start = i;
+        while i < order.len() && c.keys[order[i] as usize].0 == id {
+            let r = order[i] as usize;
+            packets.extend_from_slice(&c.rows[r * PACKET_DIM..(r + 1) * PACKET_DIM]);
+            i += 1;
+        }
+        let kind = c.flow_kind.get(&id).copied().unwrap_or(FlowKind::NoFlow);
+        flows.push(FlowSeq { kind, start, len: i - start });
+    }
+    c.flow_rows.sort_by_key(|(id, _)| *id);
+    Ok(Dataset { packets, flows, flow_rows: c.flow_rows.into_iter().map(|(_, r)| r).collect(), report })
+}
+
+/// sha256 of a file, hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let n = std::io::copy(&mut f, &mut h)?;
+    Ok((format!("{:x}", h.finalize()), n))
+}

@@ -1,0 +1,84 @@
+//! `manifest.toml`: what a model directory holds and how it was made.
+//!
+//! Format version, the feature list and its scaling, every hyper-parameter, the flow-kind mix,
+//! the training inputs (path, sha256, bytes, packets, licence), the exact command line, seed,
+//! device, trafgen version and a training summary. Loading checks the format version first.
+
+use super::dataset::InputFile;
+use super::flow_lstm::LstmShape;
+use super::scaler::Scaler;
+use super::vae::{LossCurve, VaeShape};
+
+/// The model format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub trafgen_version: String,
+    /// The command that trained it, argument by argument.
+    pub command: Vec<String>,
+    pub seed: u64,
+    pub device: String,
+    pub inputs: Vec<InputFile>,
+    pub features: Features,
+    pub packet: PacketLevel,
+    pub flow: FlowLevel,
+    pub aggregate: AggregateLevel,
+    pub training: TrainingSummary,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Features {
+    pub names: Vec<String>,
+    pub scaler: Scaler,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacketLevel {
+    pub vae: VaeShape,
+    pub beta: f64,
+    pub gmm_k_range: [usize; 2],
+    pub gmm_k: usize,
+    /// BIC per number of components tried.
+    pub gmm_bic: Vec<(usize, f64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowLevel {
+    /// One LSTM per kind that had training flows: "connected", "unconnected", "noflow".
+    pub kinds: Vec<String>,
+    pub lstm: LstmShape,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateLevel {
+    pub gmm_k_max: usize,
+    /// Flows per kind in the training data.
+    pub flows: KindCounts,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindCounts {
+    pub connected: u64,
+    pub unconnected: u64,
+    pub noflow: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSummary {
+    pub packets: u64,
+    pub vae_loss: LossCurve,
+    /// Per kind with an LSTM.
+    pub lstm_loss: Vec<(String, LossCurve)>,
+    pub seconds_packet: f64,
+    pub seconds_flow: f64,
+    pub seconds_aggregate: f64,
+}

@@ -1,0 +1,171 @@
+//! The model stage: NeCSTGen-style models of packets, flows and the flow mix, in tch.
+//!
+//! - packet level: a VAE over standardised packet vectors ([`vae`]) whose latent space is
+//!   clustered by a full-covariance GMM ([`gmm`]); a component stands for a kind of packet;
+//! - flow level: an LSTM per flow kind over the component sequence of a flow ([`flow_lstm`]);
+//! - aggregate level: flow arrivals, kind mix, per-kind flow sizes and the header
+//!   distributions (ports, protocols, host popularity) ([`aggregate`]).
+//!
+//! [`train`] builds all three from captures; [`Model`] loads, saves and samples them. A model
+//! directory is `manifest.toml` + safetensors files ([`store`], [`manifest`]). This module does
+//! not schedule or build traffic (that is `synth` and `wire`).
+
+pub mod aggregate;
+pub mod dataset;
+pub mod flow_lstm;
+pub mod gmm;
+pub mod manifest;
+pub mod scaler;
+pub mod store;
+pub mod train;
+pub mod vae;
+
+use std::path::Path;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::flow::{Direction, FlowKind};
+use crate::rng::SplitMix64;
+use aggregate::Aggregate;
+use dataset::{col, PACKET_DIM};
+use flow_lstm::FlowLstm;
+use gmm::Gmm;
+use manifest::Manifest;
+use store::ModelError;
+use vae::Vae;
+
+/// A trained model, ready to sample.
+pub struct Model {
+    pub manifest: Manifest,
+    pub vae: Vae,
+    pub packet_gmm: Gmm,
+    pub lstm: [Option<FlowLstm>; 3],
+    pub aggregate: Aggregate,
+}
+
+/// A packet decoded from a component.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PacketSample {
+    /// IP total length (≥ header_len).
+    pub size: u32,
+    pub header_len: u32,
+    pub direction: Direction,
+    pub tcp_flags: u16,
+    /// Time since the previous packet of the flow.
+    pub time_diff_s: f64,
+}
+
+impl Model {
+    /// Loads a model directory onto `device`.
+    pub fn load(dir: &Path, device: Device) -> Result<Model, ModelError> {
+        let manifest = store::read_manifest(dir)?;
+        let invalid = |msg: String| ModelError::Invalid { path: dir.join(store::MANIFEST), msg };
+        if manifest.features.names.len() != PACKET_DIM || manifest.features.scaler.dim() != PACKET_DIM {
+            return Err(invalid(format!("{} packet features, this build uses {PACKET_DIM}", manifest.features.names.len())));
+        }
+        if manifest.packet.vae.input != PACKET_DIM as i64 {
+            return Err(invalid(format!("VAE input {} ≠ {PACKET_DIM} features", manifest.packet.vae.input)));
+        }
+        let mut vae = Vae::new(manifest.packet.vae, device);
+        store::load_varstore(&dir.join(store::PACKET_VAE), &mut vae.vs)?;
+        let gmm_path = dir.join(store::PACKET_GMM);
+        let t = store::read_tensors(&gmm_path)?;
+        let packet_gmm = Gmm::from_named("gmm", |n| t.get(n).map(|x| x.shallow_clone()))
+            .map_err(|e| ModelError::Invalid { path: gmm_path.clone(), msg: e.to_string() })?;
+        if packet_gmm.dim() as i64 != manifest.packet.vae.latent || packet_gmm.k() != manifest.packet.gmm_k {
+            return Err(ModelError::Invalid {
+                path: gmm_path,
+                msg: format!("GMM is {}×{}, the manifest says k={} latent={}", packet_gmm.k(), packet_gmm.dim(), manifest.packet.gmm_k, manifest.packet.vae.latent),
+            });
+        }
+        if manifest.flow.lstm.k != packet_gmm.k() as i64 {
+            return Err(invalid(format!("flow LSTM vocabulary {} ≠ {} packet components", manifest.flow.lstm.k, packet_gmm.k())));
+        }
+        let mut lstm: [Option<FlowLstm>; 3] = [None, None, None];
+        for name in &manifest.flow.kinds {
+            let kind = FlowKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| invalid(format!("unknown flow kind `{name}`")))?;
+            let mut m = FlowLstm::new(manifest.flow.lstm, device);
+            store::load_varstore(&dir.join(store::flow_lstm_file(name)), &mut m.vs)?;
+            lstm[kind.index()] = Some(m);
+        }
+        let agg_path = dir.join(store::AGGREGATE);
+        let t = store::read_tensors(&agg_path)?;
+        let aggregate = Aggregate::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: agg_path, msg })?;
+        Ok(Model { manifest, vae, packet_gmm, lstm, aggregate })
+    }
+
+    /// Writes the model directory (created if needed).
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::Write { path: dir.to_path_buf(), msg: e.to_string() })?;
+        store::save_varstore(&dir.join(store::PACKET_VAE), &self.vae.vs)?;
+        store::write_tensors(&dir.join(store::PACKET_GMM), &self.packet_gmm.named_tensors("gmm"))?;
+        for kind in FlowKind::ALL {
+            if let Some(m) = &self.lstm[kind.index()] {
+                store::save_varstore(&dir.join(store::flow_lstm_file(kind.name())), &m.vs)?;
+            }
+        }
+        store::write_tensors(&dir.join(store::AGGREGATE), &self.aggregate.named_tensors())?;
+        store::write_manifest(dir, &self.manifest)
+    }
+
+    pub fn device(&self) -> Device {
+        self.vae.vs.device()
+    }
+
+    /// Decodes packets from GMM `components` (one latent draw each from the project RNG).
+    pub fn sample_packets(&self, components: &[usize], rng: &mut SplitMix64) -> Vec<PacketSample> {
+        if components.is_empty() {
+            return Vec::new();
+        }
+        let latent: Vec<f32> = components.iter().flat_map(|&k| self.packet_gmm.sample_component(k, rng)).map(|x| x as f32).collect();
+        let z = Tensor::from_slice(&latent).view([components.len() as i64, -1]).to_device(self.device());
+        let x = tch::no_grad(|| self.manifest.features.scaler.inverse(&self.vae.decode(&z)))
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous();
+        let flat = Vec::<f32>::try_from(x.view([-1])).unwrap_or_default();
+        flat.chunks_exact(PACKET_DIM).map(decode_row).collect()
+    }
+}
+
+impl Model {
+    /// Samples one flow's component sequence from the kind's LSTM (at most `max_len`
+    /// packets; ends at the END token). `None` when the model has no LSTM for the kind.
+    pub fn sample_flow_components(&self, kind: FlowKind, max_len: usize, rng: &mut SplitMix64) -> Option<Vec<usize>> {
+        let m = self.lstm[kind.index()].as_ref()?;
+        let mut state = m.zero_state(1);
+        let mut token = m.shape.start_token();
+        let mut out = Vec::new();
+        while out.len() < max_len {
+            let (logits, next) = m.step(&Tensor::from_slice(&[token]).to_device(self.device()), &state);
+            state = next;
+            let l = Vec::<f32>::try_from(logits.to_device(Device::Cpu).to_kind(Kind::Float).view([-1])).unwrap_or_default();
+            let t = flow_lstm::sample_token(&l, rng);
+            if t == m.shape.end_token() {
+                break;
+            }
+            out.push(t as usize);
+            token = t;
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Packet fields from a decoded (unscaled) feature vector.
+pub fn decode_row(v: &[f32]) -> PacketSample {
+    let header_len = v[col::HEADER].round().clamp(0.0, 120.0) as u32;
+    let size = (10f64.powf(f64::from(v[col::LOG_SIZE]).clamp(0.0, 4.82)).round() as u32).max(header_len);
+    let flag_bits = [0x01u16, 0x02, 0x04, 0x08, 0x10];
+    let tcp_flags = flag_bits.iter().enumerate().filter(|(i, _)| v[col::FLAGS + i] > 0.5).map(|(_, b)| b).sum();
+    let log_dt = f64::from(v[col::LOG_DT]);
+    PacketSample {
+        size,
+        header_len,
+        direction: if v[col::DIRECTION] > 0.5 { Direction::Backward } else { Direction::Forward },
+        tcp_flags,
+        time_diff_s: if log_dt <= -6.9 { 0.0 } else { 10f64.powf(log_dt.min(6.0)) },
+    }
+}

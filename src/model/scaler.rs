@@ -1,0 +1,81 @@
+//! Feature standardisation fitted on training data and stored in the manifest:
+//! `z = (x − mean) / std` per column (std floored so constant columns stay finite).
+
+use tch::{Device, Kind, Tensor};
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Scaler {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+const MIN_STD: f64 = 1e-6;
+
+impl Scaler {
+    /// Fits on `rows` of `dim` columns (flat, row-major).
+    pub fn fit(rows: &[f32], dim: usize) -> Scaler {
+        let n = (rows.len() / dim).max(1) as f64;
+        let mut mean = vec![0f64; dim];
+        for r in rows.chunks_exact(dim) {
+            for (m, x) in mean.iter_mut().zip(r) {
+                *m += f64::from(*x);
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n);
+        let mut var = vec![0f64; dim];
+        for r in rows.chunks_exact(dim) {
+            for ((v, x), m) in var.iter_mut().zip(r).zip(&mean) {
+                let d = f64::from(*x) - m;
+                *v += d * d;
+            }
+        }
+        let std = var.iter().map(|v| (v / n).sqrt().max(MIN_STD)).collect();
+        Scaler { mean, std }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    fn tensors(&self, device: Device) -> (Tensor, Tensor) {
+        let m = Tensor::from_slice(&self.mean).to_kind(Kind::Float).to_device(device);
+        let s = Tensor::from_slice(&self.std).to_kind(Kind::Float).to_device(device);
+        (m, s)
+    }
+
+    /// Standardises `x` ([N, dim], float).
+    pub fn transform(&self, x: &Tensor) -> Tensor {
+        let (m, s) = self.tensors(x.device());
+        (x - m) / s
+    }
+
+    /// Back to feature units.
+    pub fn inverse(&self, z: &Tensor) -> Tensor {
+        let (m, s) = self.tensors(z.device());
+        z * s + m
+    }
+
+    /// Back to feature units for one row, without tensors.
+    pub fn inverse_row(&self, z: &[f32], out: &mut [f64]) {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = f64::from(z[i]) * self.std[i] + self.mean[i];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_constant_columns() {
+        let rows = [1.0f32, 5.0, 3.0, 5.0, 5.0, 5.0];
+        let s = Scaler::fit(&rows, 2);
+        assert_eq!(s.mean, vec![3.0, 5.0]);
+        assert!((s.std[0] - (8.0f64 / 3.0).sqrt()).abs() < 1e-9);
+        assert_eq!(s.std[1], MIN_STD);
+        let x = Tensor::from_slice(&rows).view([3, 2]);
+        let back = s.inverse(&s.transform(&x));
+        assert!(back.allclose(&x, 1e-5, 1e-5, false));
+    }
+}

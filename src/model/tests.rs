@@ -1,0 +1,196 @@
+//! Training on a synthetic capture with known structure, and the model directory round trip.
+//!
+//! The capture: TCP connections whose requests carry 60 bytes and responses 1300 bytes (two
+//! packet-size modes), in strict request/response alternation (3 rounds: 16 packets a flow), starting with
+//! exponential gaps of mean 50 ms. A short training must recover these within tolerances.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use super::train::{train, TrainOptions};
+use super::*;
+use crate::sink::{FileSink, OutputFormat};
+use crate::synth::script::tcp_flow;
+use crate::torch::DeviceChoice;
+use crate::wire::{FrameBuilder, WireConfig};
+
+const MEAN_GAP_S: f64 = 0.05;
+const FLOWS: u64 = 600;
+
+fn write_capture(path: &Path) {
+    let mut rng = SplitMix64::new(99);
+    let mut records = Vec::new();
+    let mut t = 0i64;
+    for id in 0..FLOWS {
+        t += (-(1.0 - rng.next_f64()).ln() * MEAN_GAP_S * 1e9) as i64;
+        records.extend(tcp_flow(id, t, 3, 60, 1300, false));
+    }
+    records.sort_by_key(|r| (r.ts_ns, r.flow_id));
+    let mut b = FrameBuilder::new(WireConfig::default(), 1).unwrap();
+    let mut sink = FileSink::create(path, OutputFormat::Pcap, 65_535).unwrap();
+    for r in &records {
+        let f = b.build(r).unwrap();
+        sink.write_frame(1_600_000_000_000_000_000 + f.ts_ns, &f.parts()).unwrap();
+    }
+    sink.finish().unwrap();
+}
+
+fn options() -> TrainOptions {
+    TrainOptions { epochs: 25, seed: 3, device: DeviceChoice::Cpu, k_range: [2, 10], patience: 4, ..TrainOptions::default() }
+}
+
+/// The capture and the directory of a model trained on it, shared by the tests (training
+/// takes seconds; tensors are not `Sync`, so each test loads its own copy).
+fn trained_dirs() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
+    static M: OnceLock<(tempfile::TempDir, PathBuf, PathBuf)> = OnceLock::new();
+    M.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = dir.path().join("known.pcap");
+        write_capture(&cap);
+        let model = train(&[cap.clone()], &options(), &mut |_| {}).unwrap();
+        let out = dir.path().join("model");
+        model.save(&out).unwrap();
+        (dir, cap, out)
+    })
+}
+
+fn trained() -> (PathBuf, Model) {
+    let (_, cap, dir) = trained_dirs();
+    (cap.clone(), Model::load(dir, Device::Cpu).unwrap())
+}
+
+#[test]
+fn losses_decrease() {
+    let m = &trained().1.manifest.training;
+    let v = &m.vae_loss.train;
+    assert!(v.last().unwrap() < &(v[0] * 0.7), "VAE loss {v:?}");
+    let (_, l) = &m.lstm_loss[0];
+    assert!(l.train.last().unwrap() < &(l.train[0] * 0.8), "LSTM loss {:?}", l.train);
+}
+
+#[test]
+fn packet_level_recovers_the_two_size_modes_and_their_directions() {
+    let model = &trained().1;
+    let mut rng = SplitMix64::new(1);
+    let comps: Vec<usize> = (0..4000).map(|_| model.packet_gmm.draw_component(&mut rng)).collect();
+    let pk = model.sample_packets(&comps, &mut rng);
+    // data packets: requests 52 + 60 = 112 bytes from the client, responses 1352 from the server
+    let near = |p: &PacketSample, s: f64| (f64::from(p.size) - s).abs() < 0.1 * s;
+    let req = pk.iter().filter(|p| near(p, 112.0)).count() as f64 / pk.len() as f64;
+    let resp: Vec<&PacketSample> = pk.iter().filter(|p| near(p, 1352.0)).collect();
+    let resp_share = resp.len() as f64 / pk.len() as f64;
+    // true shares: 3 requests and 3 responses in 16 packets each (0.19)
+    assert!((req - 3.0 / 16.0).abs() < 0.06, "request share {req}");
+    assert!((resp_share - 3.0 / 16.0).abs() < 0.06, "response share {resp_share}");
+    let resp_backward = resp.iter().filter(|p| p.direction == Direction::Backward).count() as f64 / resp.len() as f64;
+    assert!(resp_backward > 0.9, "responses come from the server: {resp_backward}");
+    // nothing in between the modes and the 52-byte control packets
+    let odd = pk.iter().filter(|p| !(near(p, 112.0) || near(p, 1352.0) || near(p, 52.0) || near(p, 60.0))).count();
+    assert!((odd as f64) < 0.1 * pk.len() as f64, "{odd} packets away from every mode");
+}
+
+#[test]
+fn flow_level_reproduces_alternation_and_length() {
+    let model = &trained().1;
+    let mut rng = SplitMix64::new(2);
+    let mut lengths = Vec::new();
+    let mut alternating = 0;
+    let mut data_pairs = 0;
+    for _ in 0..100 {
+        let comps = model.sample_flow_components(FlowKind::Connected, 64, &mut rng).unwrap();
+        lengths.push(comps.len());
+        let pk = model.sample_packets(&comps, &mut rng);
+        let data: Vec<&PacketSample> = pk.iter().filter(|p| p.size > 100).collect();
+        for w in data.windows(2) {
+            data_pairs += 1;
+            if w[0].direction != w[1].direction {
+                alternating += 1;
+            }
+        }
+    }
+    let mean_len = lengths.iter().sum::<usize>() as f64 / lengths.len() as f64;
+    assert!((mean_len - 16.0).abs() < 2.0, "mean flow length {mean_len} (true 16)");
+    let alt = f64::from(alternating) / f64::from(data_pairs.max(1));
+    assert!(alt > 0.85, "request/response alternation {alt}");
+}
+
+#[test]
+fn aggregate_level_recovers_the_gap_mean_and_kind_mix() {
+    let model = &trained().1;
+    let mut rng = SplitMix64::new(3);
+    let draws: Vec<_> = (0..20_000).map(|_| model.aggregate.sample_flow(&mut rng)).collect();
+    let mean_gap = draws.iter().map(|d| d.gap_s).sum::<f64>() / draws.len() as f64;
+    assert!((mean_gap - MEAN_GAP_S).abs() < 0.2 * MEAN_GAP_S, "mean gap {mean_gap}");
+    assert!(draws.iter().all(|d| d.kind == FlowKind::Connected));
+    assert!(draws.iter().all(|d| d.server_port == 443 || d.server_port == 80));
+    let mean_pk = draws.iter().map(|d| d.packets).sum::<f64>() / draws.len() as f64;
+    assert!((mean_pk - 16.0).abs() < 1.5, "mean packets {mean_pk} (true 16)");
+}
+
+#[test]
+fn save_load_gives_identical_outputs_and_bad_files_give_errors() {
+    let (cap, model) = trained();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("again");
+    model.save(&out).unwrap();
+    let back = Model::load(&out, Device::Cpu).unwrap();
+    assert_eq!(back.manifest, model.manifest);
+    let sample = |m: &Model| {
+        let mut rng = SplitMix64::new(7);
+        let c = m.sample_flow_components(FlowKind::Connected, 40, &mut rng).unwrap();
+        let p = m.sample_packets(&c, &mut rng);
+        let a = m.aggregate.sample_flow(&mut rng);
+        (c, p, a)
+    };
+    assert_eq!(sample(&model), sample(&back));
+    assert!(back.manifest.inputs[0].sha256.len() == 64 && back.manifest.inputs[0].path == cap.display().to_string());
+    let dir = tmp.path();
+
+    // wrong format version
+    let bad = dir.join("bad");
+    copy_dir(&out, &bad);
+    let m = std::fs::read_to_string(bad.join("manifest.toml")).unwrap();
+    std::fs::write(bad.join("manifest.toml"), m.replace("format_version = 1", "format_version = 99")).unwrap();
+    let e = Model::load(&bad, Device::Cpu).err().unwrap().to_string();
+    assert!(e.contains("model format 99, this build reads format 1"), "{e}");
+    // truncated safetensors
+    copy_dir(&out, &bad);
+    let f = bad.join("packet_vae.safetensors");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+    let e = Model::load(&bad, Device::Cpu).err().unwrap().to_string();
+    assert!(e.contains("packet_vae.safetensors") && e.contains("truncated or corrupt"), "{e}");
+    // a missing file
+    copy_dir(&out, &bad);
+    std::fs::remove_file(bad.join("flow_lstm_connected.safetensors")).unwrap();
+    let e = Model::load(&bad, Device::Cpu).err().unwrap().to_string();
+    assert!(e.contains("flow_lstm_connected.safetensors") && e.contains("cannot read"), "{e}");
+    // a manifest whose shapes disagree with the tensors
+    copy_dir(&out, &bad);
+    let m = std::fs::read_to_string(bad.join("manifest.toml")).unwrap();
+    std::fs::write(bad.join("manifest.toml"), m.replacen("hidden = 64", "hidden = 32", 1)).unwrap();
+    let e = Model::load(&bad, Device::Cpu).err().unwrap().to_string();
+    assert!(e.contains("shape"), "{e}");
+}
+
+#[test]
+fn same_data_and_seed_give_the_same_model() {
+    let (cap, model) = trained();
+    let again = train(&[cap], &options(), &mut |_| {}).unwrap();
+    assert_eq!(again.manifest.training.vae_loss, model.manifest.training.vae_loss);
+    assert_eq!(again.manifest.packet.gmm_k, model.manifest.packet.gmm_k);
+    let a = again.packet_gmm.named_tensors("g");
+    let b = model.packet_gmm.named_tensors("g");
+    for ((_, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x.equal(y));
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}

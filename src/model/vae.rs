@@ -1,0 +1,247 @@
+//! Packet level, part 1: a variational autoencoder over standardised packet vectors.
+//!
+//! Encoder `D → H → H → (μ, log σ²)` of dimension `latent`, decoder `latent → H → H → D`,
+//! ReLU between layers. Loss = mean squared reconstruction error (summed over features) +
+//! β·KL(q(z|x) ‖ N(0, I)). Trained with Adam on mini-batches whose order comes from the seeded
+//! RNG, with early stopping on a held-out set. The GMM over its latent means lives in
+//! [`super::gmm`]; sampling a component and decoding gives a packet vector.
+
+use tch::nn::{self, Module, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+use crate::rng::SplitMix64;
+
+/// Shape of the VAE (stored in the manifest).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VaeShape {
+    pub input: i64,
+    pub hidden: i64,
+    pub latent: i64,
+}
+
+pub struct Vae {
+    pub vs: nn::VarStore,
+    pub shape: VaeShape,
+    enc: nn::Sequential,
+    mu: nn::Linear,
+    logvar: nn::Linear,
+    dec: nn::Sequential,
+}
+
+/// Training settings of one level.
+#[derive(Clone, Debug)]
+pub struct TrainSettings {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    /// Stop when the validation loss has not improved for this many epochs.
+    pub patience: usize,
+    pub seed: u64,
+}
+
+/// Loss per epoch.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct LossCurve {
+    pub train: Vec<f64>,
+    pub validation: Vec<f64>,
+    /// Epoch whose weights were kept (lowest validation loss).
+    pub best_epoch: usize,
+}
+
+impl Vae {
+    pub fn new(shape: VaeShape, device: Device) -> Vae {
+        let vs = nn::VarStore::new(device);
+        let p = vs.root();
+        let (d, h, l) = (shape.input, shape.hidden, shape.latent);
+        let enc = nn::seq()
+            .add(nn::linear(&p / "enc1", d, h, Default::default()))
+            .add_fn(|x| x.relu())
+            .add(nn::linear(&p / "enc2", h, h, Default::default()))
+            .add_fn(|x| x.relu());
+        let mu = nn::linear(&p / "mu", h, l, Default::default());
+        let logvar = nn::linear(&p / "logvar", h, l, Default::default());
+        let dec = nn::seq()
+            .add(nn::linear(&p / "dec1", l, h, Default::default()))
+            .add_fn(|x| x.relu())
+            .add(nn::linear(&p / "dec2", h, h, Default::default()))
+            .add_fn(|x| x.relu())
+            .add(nn::linear(&p / "dec3", h, d, Default::default()));
+        Vae { vs, shape, enc, mu, logvar, dec }
+    }
+
+    pub fn encode(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let h = self.enc.forward(x);
+        (self.mu.forward(&h), self.logvar.forward(&h).clamp(-12.0, 12.0))
+    }
+
+    pub fn decode(&self, z: &Tensor) -> Tensor {
+        self.dec.forward(z)
+    }
+
+    /// (total, reconstruction, KL) averaged over the batch; the reparameterisation noise comes
+    /// from the project RNG (not libtorch's global one), so training is reproducible.
+    fn loss(&self, x: &Tensor, beta: f64, rng: &mut SplitMix64) -> (Tensor, Tensor, Tensor) {
+        let (mu, logvar) = self.encode(x);
+        let eps = normals(mu.size()[0] * mu.size()[1], rng).view([mu.size()[0], mu.size()[1]]).to_device(mu.device());
+        let z = &mu + (&logvar * 0.5).exp() * eps;
+        let recon = (self.decode(&z) - x).square().sum_dim_intlist([1i64].as_slice(), false, Kind::Float).mean(Kind::Float);
+        let kl = ((&logvar.exp() + mu.square() - 1.0 - &logvar) * 0.5)
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+            .mean(Kind::Float);
+        (&recon + &kl * beta, recon, kl)
+    }
+
+    /// Trains on standardised `train`/`val` rows ([N, D], float, on the VAE's device).
+    pub fn train(&mut self, train: &Tensor, val: &Tensor, beta: f64, s: &TrainSettings, mut on_epoch: impl FnMut(usize, f64, f64)) -> LossCurve {
+        seeded_init(&mut self.vs, s.seed);
+        let mut noise = SplitMix64::new(s.seed ^ 0x6e6f_6973_65);
+        let mut opt = nn::Adam::default().build(&self.vs, s.lr).expect("Adam over a VarStore");
+        let n = train.size()[0];
+        let mut rng = SplitMix64::new(s.seed ^ 0x7661_65);
+        let mut curve = LossCurve::default();
+        let mut best = f64::INFINITY;
+        let mut best_weights: Option<Vec<(String, Tensor)>> = None;
+        let mut since_best = 0;
+        for epoch in 0..s.epochs {
+            let perm = permutation(n as usize, &mut rng, train.device());
+            let mut total = 0.0;
+            let mut batches = 0;
+            let mut start = 0;
+            while start < n {
+                let end = (start + s.batch as i64).min(n);
+                let idx = perm.narrow(0, start, end - start);
+                let xb = train.index_select(0, &idx);
+                let (loss, _, _) = self.loss(&xb, beta, &mut noise);
+                opt.backward_step(&loss);
+                total += loss.double_value(&[]);
+                batches += 1;
+                start = end;
+            }
+            let tl = total / f64::from(batches.max(1));
+            let mut vnoise = SplitMix64::new(s.seed ^ 0x76_616c);
+            let vl = tch::no_grad(|| eval_in_chunks(val, |x| self.loss(x, beta, &mut vnoise).0.double_value(&[])));
+            curve.train.push(tl);
+            curve.validation.push(vl);
+            on_epoch(epoch, tl, vl);
+            if vl < best - 1e-6 {
+                best = vl;
+                curve.best_epoch = epoch;
+                since_best = 0;
+                best_weights = Some(snapshot(&self.vs));
+            } else {
+                since_best += 1;
+                if since_best >= s.patience {
+                    break;
+                }
+            }
+        }
+        if let Some(w) = best_weights {
+            restore(&mut self.vs, &w);
+        }
+        curve
+    }
+
+    /// Latent means of `x` (standardised rows), computed in chunks.
+    pub fn latent_means(&self, x: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            let n = x.size()[0];
+            let mut parts = Vec::new();
+            let mut s = 0;
+            while s < n {
+                let e = (s + 65_536).min(n);
+                parts.push(self.encode(&x.narrow(0, s, e - s)).0);
+                s = e;
+            }
+            if parts.is_empty() {
+                Tensor::zeros([0, self.shape.latent], (Kind::Float, x.device()))
+            } else {
+                Tensor::cat(&parts, 0)
+            }
+        })
+    }
+}
+
+/// Mean of `f` over chunks of at most 65 536 rows, weighted by rows.
+fn eval_in_chunks(x: &Tensor, mut f: impl FnMut(&Tensor) -> f64) -> f64 {
+    let n = x.size()[0];
+    if n == 0 {
+        return f64::NAN;
+    }
+    let (mut s, mut acc) = (0, 0.0);
+    while s < n {
+        let e = (s + 65_536).min(n);
+        acc += f(&x.narrow(0, s, e - s)) * (e - s) as f64;
+        s = e;
+    }
+    acc / n as f64
+}
+
+/// `n` standard normal draws (Box–Muller) from the project RNG.
+pub fn normals(n: i64, rng: &mut SplitMix64) -> Tensor {
+    let mut v = Vec::with_capacity(n as usize);
+    while (v.len() as i64) < n {
+        let u1 = rng.next_f64().max(f64::MIN_POSITIVE);
+        let u2 = rng.next_f64();
+        let r = (-2.0 * u1.ln()).sqrt();
+        v.push((r * (std::f64::consts::TAU * u2).cos()) as f32);
+        v.push((r * (std::f64::consts::TAU * u2).sin()) as f32);
+    }
+    v.truncate(n as usize);
+    Tensor::from_slice(&v)
+}
+
+/// Re-initialises every variable from the project RNG (PyTorch's default scheme: weights and
+/// biases uniform in ±1/√fan_in, embeddings standard normal), in name order, so a model's
+/// starting point depends on the seed only, not on libtorch's global RNG or other threads.
+pub fn seeded_init(vs: &mut nn::VarStore, seed: u64) {
+    let mut rng = SplitMix64::new(seed ^ 0x696e_6974);
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let fan_in_of = |name: &str, vars: &[(String, Tensor)]| -> i64 {
+        // a bias takes the fan-in of its layer's weight
+        let w = name.replace("bias", "weight");
+        vars.iter().find(|(n, _)| *n == w).and_then(|(_, t)| t.size().get(1).copied()).unwrap_or(1)
+    };
+    tch::no_grad(|| {
+        for (name, var) in &vars {
+            let n: i64 = var.size().iter().product();
+            let values = if name.contains("embed") {
+                normals(n, &mut rng)
+            } else {
+                let fan_in = if var.dim() >= 2 { var.size()[1] } else { fan_in_of(name, &vars) };
+                let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+                let v: Vec<f32> = (0..n).map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32).collect();
+                Tensor::from_slice(&v)
+            };
+            let mut v = var.shallow_clone();
+            v.copy_(&values.view(var.size().as_slice()).to_device(var.device()).to_kind(var.kind()));
+        }
+    });
+}
+
+/// A seeded permutation of 0..n as an int64 tensor.
+pub fn permutation(n: usize, rng: &mut SplitMix64, device: Device) -> Tensor {
+    let mut v: Vec<i64> = (0..n as i64).collect();
+    for i in (1..n).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        v.swap(i, j);
+    }
+    Tensor::from_slice(&v).to_device(device)
+}
+
+/// A copy of every variable (for keeping the best epoch).
+pub fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    vs.variables().into_iter().map(|(k, v)| (k, v.detach().copy())).collect()
+}
+
+pub fn restore(vs: &mut nn::VarStore, w: &[(String, Tensor)]) {
+    let vars = vs.variables();
+    tch::no_grad(|| {
+        for (k, t) in w {
+            if let Some(v) = vars.get(k) {
+                let mut v = v.shallow_clone();
+                v.copy_(t);
+            }
+        }
+    });
+}
