@@ -77,8 +77,8 @@ pub struct GmmFitOptions {
     /// Added to every covariance diagonal.
     pub reg_covar: f64,
     pub seed: u64,
-    /// The BIC search runs on a seeded subsample of at most this many points; the chosen K is then
-    /// refitted on all points, starting from the subsample's fit.
+    /// The BIC search runs on a seeded subsample of at most this many points (but at least
+    /// `k_min`); the chosen K is then refitted on all points, starting from the subsample's fit.
     pub max_points_for_selection: usize,
     /// EM runs from different k-means++ seeds per K in the search; the best likelihood wins.
     pub restarts: usize,
@@ -446,8 +446,9 @@ impl Gmm {
         let shift = x.mean_dim(0, true, Kind::Double);
         let xc = &x - &shift;
         let mut rng = SplitMix64::new(opts.seed);
-        let sel = if n > opts.max_points_for_selection {
-            xc.index_select(0, &subsample(n, opts.max_points_for_selection, &mut rng))
+        let sel_points = opts.max_points_for_selection.max(needed);
+        let sel = if n > sel_points {
+            xc.index_select(0, &subsample(n, sel_points, &mut rng))
         } else {
             xc.shallow_clone()
         };
@@ -865,6 +866,8 @@ mod tests {
         assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert!(w.iter().all(|&w| w > 0.05), "an empty component was left empty: {w:?}");
 
+        let tiny_selection = GmmFitOptions { max_points_for_selection: 2, ..opts(3, 3, 0) };
+        assert_eq!(Gmm::fit(&three_blobs(100, 0), &tiny_selection).unwrap().k, 3);
         assert!(matches!(Gmm::fit(&t2(&[[0.0, 0.0]; 2]), &opts(3, 4, 0)), Err(GmmError::TooFewPoints { points: 2, needed: 3 })));
         let nan = t2(&[[0.0, f64::NAN], [1.0, 1.0], [2.0, 2.0]]);
         assert!(matches!(Gmm::fit(&nan, &opts(1, 2, 0)), Err(GmmError::NonFinite { name }) if name == "x"));
