@@ -598,6 +598,51 @@ fn sigint_and_sigterm_during_generation_leave_a_valid_file() {
     }
 }
 
+#[test]
+fn cli_train_writes_a_model_that_loads_and_a_clear_error_for_too_little_data() {
+    let s = Scratch::new();
+    let out = trafgen(&["demo", "--out", s.path().to_str().unwrap(), "--packets", "4000"]);
+    assert!(out.status.success());
+    let cap = s.path().join("demo.pcap");
+    let model = s.path().join("model");
+    let out = trafgen(&[
+        "train", cap.to_str().unwrap(), "-o", model.to_str().unwrap(), "--epochs", "3", "--k-max", "6", "--device", "cpu",
+        "--input-licence", &format!("{}=CC0-1.0", cap.display()),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("4000 packets") && text.contains("LSTM connected"), "{text}");
+    let m = trafgen::model::Model::load(&model, tch::Device::Cpu).unwrap();
+    assert_eq!(m.manifest.inputs[0].licence, "CC0-1.0");
+    assert_eq!(m.manifest.command[0..2], ["trafgen".to_string(), "train".to_string()]);
+    assert!(m.manifest.flow.kinds.contains(&"connected".to_string()));
+    // a capture too small to learn from is an error, not a panic
+    let tiny = s.write("tiny.pcap", &pcap_bytes(1, true, false, 65535, &recs(&standard_mix())));
+    let out = trafgen(&["train", tiny.to_str().unwrap(), "-o", s.path().join("m2").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("not enough data") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn shipped_default_model_loads_and_samples_plausible_packets() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let m = trafgen::model::Model::load(&dir, tch::Device::Cpu).expect("models/default");
+    // trained only from permissively licensed captures, and says how to retrain
+    assert!(m.manifest.inputs.iter().all(|i| i.licence.starts_with("BSD-3-Clause") || i.licence.starts_with("MIT")), "{:?}", m.manifest.inputs);
+    assert!(m.manifest.inputs.iter().all(|i| !i.path.contains("caida") && !i.path.contains("wireshark")));
+    assert_eq!(m.manifest.seed, 1);
+    let size: u64 = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    assert!(size < 10 << 20, "{size} bytes");
+    let mut rng = trafgen::rng::SplitMix64::new(1);
+    let comps: Vec<usize> = (0..2000).map(|_| m.packet_gmm.draw_component(&mut rng)).collect();
+    let pk = m.sample_packets(&comps, &mut rng);
+    assert!(pk.iter().all(|p| p.size >= p.header_len && p.size <= 65_535));
+    let median = { let mut s: Vec<u32> = pk.iter().map(|p| p.size).collect(); s.sort(); s[s.len() / 2] };
+    assert!((40..=1500).contains(&median), "median size {median}");
+    let flow = m.sample_flow_components(FlowKind::Connected, 200, &mut rng).unwrap();
+    assert!(!flow.is_empty());
+}
+
 // ---------------------------------------------------------------- data tier
 
 /// Packet counts of `pcap/...` rows in `../shared/data/MANIFEST.md`.
@@ -641,6 +686,25 @@ fn data_tier_inspect_every_shared_capture_matches_the_manifest() {
     }
     eprintln!("data tier: {checked} captures match MANIFEST.md");
     assert!(checked >= 15);
+}
+
+#[test]
+fn data_tier_train_briefly_on_a_shared_capture() {
+    let root = std::env::var_os("TRAFGEN_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let cap = root.join("pcap/zeek_http_bro.org_web.pcap");
+    if !cap.exists() {
+        eprintln!("data tier skipped: {} not found", cap.display());
+        return;
+    }
+    let opts = trafgen::model::train::TrainOptions { epochs: 3, k_range: [2, 6], device: trafgen::torch::DeviceChoice::Cpu, ..Default::default() };
+    let model = trafgen::model::train::train(&[cap.clone()], &opts, &mut |_| {}).unwrap();
+    let m = &model.manifest;
+    assert_eq!((m.training.packets, m.aggregate.flows.connected), (751, 13));
+    let (sha, _) = trafgen::model::dataset::sha256_file(&cap).unwrap();
+    assert_eq!(m.inputs[0].sha256, sha);
+    assert!(m.training.vae_loss.train.last().unwrap() < &m.training.vae_loss.train[0]);
 }
 
 // ---------------------------------------------------------------- validate (CLI)

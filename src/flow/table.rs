@@ -11,6 +11,8 @@
 //! - Memory is bounded: finished flows leave the table at once, idle ones at each sweep, and
 //!   past `max_flows` the least recently active tenth is evicted.
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 
 use crate::capture::{Packet, TcpFlags};
@@ -101,10 +103,16 @@ pub struct FlowTable<X = ()> {
     frags: FxHashMap<FragKey, (FlowKey, i64)>,
     t: Timeouts,
     max_flows: usize,
-    next_id: u64,
-    last_start_ns: Option<i64>,
+    counters: Counters,
     last_sweep_ns: Option<i64>,
     finished: Vec<Flow<X>>,
+}
+
+/// What new flows need besides the table (kept apart so a map entry can be held meanwhile).
+#[derive(Default)]
+struct Counters {
+    next_id: u64,
+    last_start_ns: Option<i64>,
     stats: FlowStats,
 }
 
@@ -122,16 +130,14 @@ impl<X: Default> FlowTable<X> {
                 sweep_every: (min_idle / 4).clamp(1, NS),
             },
             max_flows: cfg.max_flows.max(1),
-            next_id: 0,
-            last_start_ns: None,
+            counters: Counters::default(),
             last_sweep_ns: None,
             finished: Vec::new(),
-            stats: FlowStats::default(),
         }
     }
 
     pub fn stats(&self) -> &FlowStats {
-        &self.stats
+        &self.counters.stats
     }
     pub fn live(&self) -> usize {
         self.flows.len()
@@ -145,47 +151,45 @@ impl<X: Default> FlowTable<X> {
         }
         let mut key = FlowKey::of(p).0;
         if let Some(frag) = p.fragment {
-            self.stats.fragments += 1;
+            self.counters.stats.fragments += 1;
             let fk = FragKey { src: p.src_ip, dst: p.dst_ip, proto: p.ip_proto, id: frag.id };
             if frag.offset == 0 {
                 self.frags.insert(fk, (key, now_ns));
             } else if let Some((k, seen)) = self.frags.get_mut(&fk) {
                 *seen = now_ns;
                 key = *k;
-                self.stats.fragments_attached += 1;
+                self.counters.stats.fragments_attached += 1;
             } else {
-                self.stats.fragments_orphan += 1;
+                self.counters.stats.fragments_orphan += 1;
             }
         }
 
-        // Does the packet continue the flow under this key, or start a new one?
-        let restart = match self.flows.get(&key) {
-            None => false,
-            Some(f) => {
-                let idle = now_ns - f.last_ns > self.t.idle[f.kind.index()];
+        // One hash lookup on the common path: the entry decides continue / restart / new.
+        if self.flows.len() >= self.max_flows && !self.flows.contains_key(&key) {
+            self.evict(now_ns);
+        }
+        let t = &self.t;
+        let live_before = self.flows.len();
+        let mut entry = match self.flows.entry(key) {
+            Entry::Occupied(mut o) => {
+                let f = o.get();
+                let idle = now_ns - f.last_ns > t.idle[f.kind.index()];
                 let new_syn = f.tcp.closed()
                     && p.tcp().is_some_and(|t| t.flags.has(TcpFlags::SYN) && !t.flags.has(TcpFlags::ACK));
-                let lingered = f.closed_ns.is_some_and(|c| now_ns - c > self.t.linger);
-                idle || new_syn || lingered
+                let lingered = f.closed_ns.is_some_and(|c| now_ns - c > t.linger);
+                if idle || new_syn || lingered {
+                    let mut old = o.insert(Self::new_flow(&mut self.counters, key, p, now_ns));
+                    old.end = Some(if old.tcp.closed() && !idle { close_reason(&old.tcp) } else { Self::quiet_reason(&old) });
+                    self.finished.push(old);
+                }
+                o
+            }
+            Entry::Vacant(v) => {
+                self.counters.stats.peak_live = self.counters.stats.peak_live.max(live_before + 1);
+                v.insert_entry(Self::new_flow(&mut self.counters, key, p, now_ns))
             }
         };
-        if restart {
-            if let Some(mut old) = self.flows.remove(&key) {
-                let idle = now_ns - old.last_ns > self.t.idle[old.kind.index()];
-                old.end = Some(if old.tcp.closed() && !idle { close_reason(&old.tcp) } else { Self::quiet_reason(&old) });
-                self.finished.push(old);
-            }
-        }
-        if !self.flows.contains_key(&key) {
-            if self.flows.len() >= self.max_flows {
-                self.evict(now_ns);
-            }
-            let flow = self.new_flow(key, p, now_ns);
-            self.flows.insert(key, flow);
-            self.stats.peak_live = self.stats.peak_live.max(self.flows.len());
-        }
-
-        let flow = self.flows.get_mut(&key).expect("flow inserted above");
+        let flow = entry.get_mut();
         let direction = flow.direction_of(p);
         let position = flow.total_packets();
         let prev_ns = (position > 0).then_some(flow.last_ns);
@@ -200,21 +204,20 @@ impl<X: Default> FlowTable<X> {
             });
         let a = Assignment { flow_id: flow.id, kind: flow.kind, direction, position, prev_ns };
         if done {
-            let mut f = self.flows.remove(&key).expect("present");
+            let mut f = entry.remove();
             f.end = Some(EndReason::Fin);
             self.finished.push(f);
             let f = self.finished.last_mut().expect("just pushed");
             return (a, f);
         }
-        let flow = self.flows.get_mut(&key).expect("present");
-        (a, flow)
+        (a, entry.into_mut())
     }
 
     fn quiet_reason(f: &Flow<X>) -> EndReason {
         if f.tcp.closed() { close_reason(&f.tcp) } else { EndReason::Idle }
     }
 
-    fn new_flow(&mut self, key: FlowKey, p: &Packet, now_ns: i64) -> Flow<X> {
+    fn new_flow(c: &mut Counters, key: FlowKey, p: &Packet, now_ns: i64) -> Flow<X> {
         let kind = key.kind();
         let (sp, dp) = p.ports().unwrap_or((0, 0));
         let src = Endpoint { ip: p.src_ip, port: sp, mac: p.link.src_mac };
@@ -222,11 +225,11 @@ impl<X: Default> FlowTable<X> {
         // A later fragment or no-flow traffic has no ports to judge by: the sender is the client.
         let sender_client = kind == FlowKind::NoFlow || p.is_later_fragment() || key::sender_is_client(p);
         let (client, server) = if sender_client { (src, dst) } else { (dst, src) };
-        let gap_ns = self.last_start_ns.map(|t| now_ns - t);
-        self.last_start_ns = Some(now_ns);
-        self.stats.created[kind.index()] += 1;
-        let id = self.next_id;
-        self.next_id += 1;
+        let gap_ns = c.last_start_ns.map(|t| now_ns - t);
+        c.last_start_ns = Some(now_ns);
+        c.stats.created[kind.index()] += 1;
+        let id = c.next_id;
+        c.next_id += 1;
         let mid_stream = kind == FlowKind::Connected
             && !p.tcp().is_some_and(|t| t.flags.has(TcpFlags::SYN));
         Flow {
@@ -300,7 +303,7 @@ impl<X: Default> FlowTable<X> {
             }
         });
         finished[start..].sort_by_key(|f| f.id);
-        self.stats.evicted += evicted;
+        self.counters.stats.evicted += evicted;
     }
 
     /// Flows that ended since the last call, in order of their end (ties by id).
@@ -317,7 +320,7 @@ impl<X: Default> FlowTable<X> {
             self.finished.push(f);
         }
         self.frags.clear();
-        self.last_start_ns = None;
+        self.counters.last_start_ns = None;
         self.last_sweep_ns = None;
     }
 }

@@ -92,9 +92,10 @@ impl FlowLstm {
         let (mut best, mut since_best, mut best_w) = (f64::INFINITY, 0, None);
         for epoch in 0..s.epochs {
             let perm = permutation(n as usize, &mut rng, device);
+            let n_epoch = n.min(s.max_per_epoch as i64);
             let (mut total, mut batches, mut start) = (0.0, 0, 0);
-            while start < n {
-                let end = (start + s.batch as i64).min(n);
+            while start < n_epoch {
+                let end = (start + s.batch as i64).min(n_epoch);
                 let idx = perm.narrow(0, start, end - start);
                 let loss = self.loss(&ti.index_select(0, &idx), &tt.index_select(0, &idx));
                 opt.backward_step_clip_norm(&loss, 5.0);
@@ -196,7 +197,7 @@ mod tests {
         let flows: Vec<Vec<i64>> = (0..200).map(|_| vec![0, 1, 0, 1, 0, 1]).collect();
         let shape = LstmShape { k: 2, embed: 8, hidden: 16, layers: 1, window: 8 };
         let mut m = FlowLstm::new(shape, Device::Cpu);
-        let s = TrainSettings { epochs: 60, batch: 32, lr: 0.02, patience: 100, seed: 1 };
+        let s = TrainSettings { epochs: 60, batch: 32, lr: 0.02, patience: 100, seed: 1, max_per_epoch: usize::MAX };
         let curve = m.train(&flows, &flows[..20], &s, 10_000, |_, _, _| {});
         assert!(curve.train.last().unwrap() < &(curve.train[0] * 0.3), "{:?}", curve.train);
         // generate greedily: must alternate and end after 6

@@ -157,7 +157,7 @@ mod tests;
 /// Packet fields from a decoded (unscaled) feature vector.
 pub fn decode_row(v: &[f32]) -> PacketSample {
     let header_len = v[col::HEADER].round().clamp(0.0, 120.0) as u32;
-    let size = (10f64.powf(f64::from(v[col::LOG_SIZE]).clamp(0.0, 4.82)).round() as u32).max(header_len);
+    let size = (10f64.powf(f64::from(v[col::LOG_SIZE]).clamp(0.0, 4.9)).round() as u32).clamp(header_len, 65_535);
     let flag_bits = [0x01u16, 0x02, 0x04, 0x08, 0x10];
     let tcp_flags = flag_bits.iter().enumerate().filter(|(i, _)| v[col::FLAGS + i] > 0.5).map(|(_, b)| b).sum();
     let log_dt = f64::from(v[col::LOG_DT]);

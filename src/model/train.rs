@@ -37,6 +37,10 @@ pub struct TrainOptions {
     pub lstm_embed: i64,
     pub window: i64,
     pub max_lstm_windows: usize,
+    /// Packet rows visited per VAE epoch (a fresh seeded sample each epoch).
+    pub vae_rows_per_epoch: usize,
+    /// LSTM windows visited per epoch.
+    pub lstm_windows_per_epoch: usize,
     pub aggregate_k_max: usize,
     pub patience: usize,
     pub validation_fraction: f64,
@@ -61,7 +65,9 @@ impl Default for TrainOptions {
             lstm_hidden: 64,
             lstm_embed: 16,
             window: 32,
-            max_lstm_windows: 20_000,
+            max_lstm_windows: 50_000,
+            vae_rows_per_epoch: 250_000,
+            lstm_windows_per_epoch: 8_000,
             aggregate_k_max: 8,
             patience: 3,
             validation_fraction: 0.1,
@@ -149,8 +155,15 @@ pub fn train(paths: &[PathBuf], opts: &TrainOptions, progress: &mut dyn FnMut(Pr
     let xv = scaler.transform(&rows_tensor(&ds, &val_rows, device));
     let shape = VaeShape { input: PACKET_DIM as i64, hidden: opts.vae_hidden, latent: opts.latent };
     let mut vae = Vae::new(shape, device);
-    let settings = |seed_off: u64, batch: usize, lr: f64| TrainSettings { epochs: opts.epochs, batch, lr, patience: opts.patience, seed: opts.seed + seed_off };
-    let vae_loss = vae.train(&xt, &xv, opts.beta, &settings(1, 512, 2e-3), |epoch, train, validation| {
+    let settings = |seed_off: u64, batch: usize, lr: f64, per_epoch: usize| TrainSettings {
+        epochs: opts.epochs,
+        batch,
+        lr,
+        patience: opts.patience,
+        seed: opts.seed + seed_off,
+        max_per_epoch: per_epoch,
+    };
+    let vae_loss = vae.train(&xt, &xv, opts.beta, &settings(1, 512, 2e-3, opts.vae_rows_per_epoch), |epoch, train, validation| {
         progress(Progress::Epoch { level: "packet VAE".into(), epoch, epochs: opts.epochs, train, validation })
     });
     let all_rows: Vec<usize> = (0..n).collect();
@@ -180,7 +193,7 @@ pub fn train(paths: &[PathBuf], opts: &TrainOptions, progress: &mut dyn FnMut(Pr
         }
         let mut m = FlowLstm::new(lshape, device);
         let level = format!("flow LSTM {}", kind.name());
-        let curve = m.train(&tr, &va, &settings(3 + kind.index() as u64, 64, 1e-2), opts.max_lstm_windows, |epoch, train, validation| {
+        let curve = m.train(&tr, &va, &settings(3 + kind.index() as u64, 64, 1e-2, opts.lstm_windows_per_epoch), opts.max_lstm_windows, |epoch, train, validation| {
             progress(Progress::Epoch { level: level.clone(), epoch, epochs: opts.epochs, train, validation })
         });
         lstm_loss.push((kind.name().to_string(), curve));

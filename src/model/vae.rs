@@ -37,6 +37,9 @@ pub struct TrainSettings {
     /// Stop when the validation loss has not improved for this many epochs.
     pub patience: usize,
     pub seed: u64,
+    /// Rows (VAE) or windows (LSTM) visited per epoch at most: each epoch takes a fresh seeded
+    /// sample of this size, so an epoch's cost does not grow with the capture.
+    pub max_per_epoch: usize,
 }
 
 /// Loss per epoch.
@@ -104,11 +107,12 @@ impl Vae {
         let mut since_best = 0;
         for epoch in 0..s.epochs {
             let perm = permutation(n as usize, &mut rng, train.device());
+            let n_epoch = n.min(s.max_per_epoch as i64);
             let mut total = 0.0;
             let mut batches = 0;
             let mut start = 0;
-            while start < n {
-                let end = (start + s.batch as i64).min(n);
+            while start < n_epoch {
+                let end = (start + s.batch as i64).min(n_epoch);
                 let idx = perm.narrow(0, start, end - start);
                 let xb = train.index_select(0, &idx);
                 let (loss, _, _) = self.loss(&xb, beta, &mut noise);
