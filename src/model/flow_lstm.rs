@@ -10,7 +10,7 @@
 use tch::nn::{self, Module, OptimizerConfig, RNN};
 use tch::{Device, Reduction, Tensor};
 
-use super::vae::{permutation, restore, seeded_init, snapshot, LossCurve, TrainSettings};
+use super::vae::{permutation, seeded_init, EarlyStopping, LossCurve, TrainSettings};
 use crate::rng::SplitMix64;
 
 /// Shape of one flow LSTM (stored in the manifest).
@@ -89,10 +89,10 @@ impl FlowLstm {
         let n = ti.size()[0];
         let mut rng = SplitMix64::new(s.seed ^ 0x6c73_746d);
         let mut curve = LossCurve::default();
-        let (mut best, mut since_best, mut best_w) = (f64::INFINITY, 0, None);
+        let mut stop = EarlyStopping::new(s.patience);
         for epoch in 0..s.epochs {
             let perm = permutation(n as usize, &mut rng, device);
-            let n_epoch = n.min(s.max_per_epoch as i64);
+            let n_epoch = n.min(i64::try_from(s.max_per_epoch).unwrap_or(i64::MAX));
             let (mut total, mut batches, mut start) = (0.0, 0, 0);
             while start < n_epoch {
                 let end = (start + s.batch as i64).min(n_epoch);
@@ -105,22 +105,12 @@ impl FlowLstm {
             }
             let tl = total / f64::from(batches.max(1));
             let vl = if vi.size()[0] > 0 { tch::no_grad(|| self.loss(&vi, &vt).double_value(&[])) } else { tl };
-            curve.train.push(tl);
-            curve.validation.push(vl);
             on_epoch(epoch, tl, vl);
-            if vl < best - 1e-6 {
-                (best, since_best, curve.best_epoch) = (vl, 0, epoch);
-                best_w = Some(snapshot(&self.vs));
-            } else {
-                since_best += 1;
-                if since_best >= s.patience {
-                    break;
-                }
+            if stop.record(epoch, tl, vl, &self.vs, &mut curve) {
+                break;
             }
         }
-        if let Some(w) = best_w {
-            restore(&mut self.vs, &w);
-        }
+        stop.restore_best(&mut self.vs);
         curve
     }
 }

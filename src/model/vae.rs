@@ -51,6 +51,44 @@ pub struct LossCurve {
     pub best_epoch: usize,
 }
 
+/// Early stopping on a held-out loss: records each epoch in a [`LossCurve`], keeps a copy of
+/// the best epoch's weights, and says when `patience` epochs have passed without improvement.
+pub struct EarlyStopping {
+    best: f64,
+    since_best: usize,
+    patience: usize,
+    weights: Option<Vec<(String, Tensor)>>,
+}
+
+impl EarlyStopping {
+    pub fn new(patience: usize) -> EarlyStopping {
+        EarlyStopping { best: f64::INFINITY, since_best: 0, patience, weights: None }
+    }
+
+    /// Records an epoch; true when training should stop.
+    pub fn record(&mut self, epoch: usize, train: f64, validation: f64, vs: &nn::VarStore, curve: &mut LossCurve) -> bool {
+        curve.train.push(train);
+        curve.validation.push(validation);
+        if validation < self.best - 1e-6 {
+            self.best = validation;
+            self.since_best = 0;
+            curve.best_epoch = epoch;
+            self.weights = Some(snapshot(vs));
+            false
+        } else {
+            self.since_best += 1;
+            self.since_best >= self.patience
+        }
+    }
+
+    /// Puts the best epoch's weights back.
+    pub fn restore_best(self, vs: &mut nn::VarStore) {
+        if let Some(w) = self.weights {
+            restore(vs, &w);
+        }
+    }
+}
+
 impl Vae {
     pub fn new(shape: VaeShape, device: Device) -> Vae {
         let vs = nn::VarStore::new(device);
@@ -102,12 +140,10 @@ impl Vae {
         let n = train.size()[0];
         let mut rng = SplitMix64::new(s.seed ^ 0x7661_65);
         let mut curve = LossCurve::default();
-        let mut best = f64::INFINITY;
-        let mut best_weights: Option<Vec<(String, Tensor)>> = None;
-        let mut since_best = 0;
+        let mut stop = EarlyStopping::new(s.patience);
         for epoch in 0..s.epochs {
             let perm = permutation(n as usize, &mut rng, train.device());
-            let n_epoch = n.min(s.max_per_epoch as i64);
+            let n_epoch = n.min(i64::try_from(s.max_per_epoch).unwrap_or(i64::MAX));
             let mut total = 0.0;
             let mut batches = 0;
             let mut start = 0;
@@ -124,24 +160,12 @@ impl Vae {
             let tl = total / f64::from(batches.max(1));
             let mut vnoise = SplitMix64::new(s.seed ^ 0x76_616c);
             let vl = tch::no_grad(|| eval_in_chunks(val, |x| self.loss(x, beta, &mut vnoise).0.double_value(&[])));
-            curve.train.push(tl);
-            curve.validation.push(vl);
             on_epoch(epoch, tl, vl);
-            if vl < best - 1e-6 {
-                best = vl;
-                curve.best_epoch = epoch;
-                since_best = 0;
-                best_weights = Some(snapshot(&self.vs));
-            } else {
-                since_best += 1;
-                if since_best >= s.patience {
-                    break;
-                }
+            if stop.record(epoch, tl, vl, &self.vs, &mut curve) {
+                break;
             }
         }
-        if let Some(w) = best_weights {
-            restore(&mut self.vs, &w);
-        }
+        stop.restore_best(&mut self.vs);
         curve
     }
 

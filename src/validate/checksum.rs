@@ -5,32 +5,12 @@
 //! or segment *including its checksum field* sums to 0xffff, which is what a correct checksum
 //! gives. Which bytes to sum is decided by [`super::packet`].
 
-/// Adds `bytes` as big-endian 16-bit words (an odd last byte is padded with zero) to `acc`,
-/// without folding: 2^48 words fit before a `u64` could overflow.
-pub fn sum(bytes: &[u8], mut acc: u64) -> u64 {
-    let mut words = bytes.chunks_exact(4);
-    for w in &mut words {
-        // a 32-bit word is two 16-bit words; folding later gives the same ones-complement sum
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    let rest = words.remainder();
-    let mut pairs = rest.chunks_exact(2);
-    for p in &mut pairs {
-        acc += u64::from(u16::from_be_bytes([p[0], p[1]]));
-    }
-    if let [b] = pairs.remainder() {
-        acc += u64::from(*b) << 8;
-    }
-    acc
+/// Adds `bytes` as big-endian 16-bit words to `acc`, unfolded (the wire stage's sum).
+pub fn sum(bytes: &[u8], acc: u64) -> u64 {
+    crate::wire::checksum::add(acc, bytes)
 }
 
-/// Folds a sum to 16 bits (end-around carry).
-pub fn fold(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
+pub use crate::wire::checksum::fold;
 
 /// The pseudo-header sum for an upper-layer packet of `len` bytes and protocol `proto`.
 /// IPv4 uses the first 4 bytes of each address.

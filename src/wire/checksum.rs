@@ -5,25 +5,36 @@
 //! only its headers, whatever its size.
 
 /// Ones-complement partial sum of `data` (big-endian 16-bit words; an odd last byte is the high
-/// half of a word), added to `acc`. Not folded.
+/// half of a word), added to `acc`. Not folded: 2^48 words fit before a `u64` could overflow.
+/// The one implementation of the sum in trafgen (the validator uses it too).
 pub fn add(acc: u64, data: &[u8]) -> u64 {
     let mut sum = acc;
-    let mut chunks = data.chunks_exact(2);
-    for w in &mut chunks {
-        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        // a 32-bit word is two 16-bit words; folding later gives the same ones-complement sum
+        sum += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
     }
-    if let [last] = chunks.remainder() {
+    let mut pairs = words.remainder().chunks_exact(2);
+    for p in &mut pairs {
+        sum += u64::from(u16::from_be_bytes([p[0], p[1]]));
+    }
+    if let [last] = pairs.remainder() {
         sum += u64::from(*last) << 8;
     }
     sum
 }
 
-/// Folds a partial sum and complements it: the value to store in a checksum field.
-pub fn finish(mut sum: u64) -> u16 {
+/// Folds a partial sum to 16 bits (end-around carry).
+pub fn fold(mut sum: u64) -> u16 {
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
-    !(sum as u16)
+    sum as u16
+}
+
+/// Folds a partial sum and complements it: the value to store in a checksum field.
+pub fn finish(sum: u64) -> u16 {
+    !fold(sum)
 }
 
 /// Payload bytes for frames and the prefix sums of their checksum.
