@@ -276,7 +276,7 @@ impl<X: Default> FlowTable<X> {
                 true
             }
         });
-        finished[start..].sort_by_key(|f| f.id);
+        finished[start..].sort_unstable_by_key(|f| f.id); // ids are unique
         let frag_timeout = t.fragment;
         self.frags.retain(|_, (_, seen)| now_ns - *seen <= frag_timeout);
     }
@@ -305,7 +305,7 @@ impl<X: Default> FlowTable<X> {
                 true
             }
         });
-        finished[start..].sort_by_key(|f| f.id);
+        finished[start..].sort_unstable_by_key(|f| f.id); // ids are unique
         self.counters.stats.evicted += evicted;
     }
 
@@ -317,7 +317,7 @@ impl<X: Default> FlowTable<X> {
     /// Ends every live flow (end of a capture file) and forgets fragments and the last start.
     pub fn finish_all(&mut self) {
         let mut rest: Vec<Flow<X>> = self.flows.drain().map(|(_, f)| f).collect();
-        rest.sort_by_key(|f| f.id);
+        rest.sort_unstable_by_key(|f| f.id); // ids are unique
         for mut f in rest {
             f.end = Some(if f.tcp.closed() { close_reason(&f.tcp) } else { EndReason::EndOfCapture });
             self.finished.push(f);
