@@ -4,14 +4,8 @@
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh daemon::` or `scripts/test.sh -- --nocapture`.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-
-scripts/setup.sh
-if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
-    # shellcheck source=/dev/null
-    . "$HOME/.cargo/env"
-fi
+# shellcheck source=scripts/prelude.sh
+. "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 
 # Build exactly the committed dependency versions, once Cargo.lock is committed.
 locked=()
