@@ -100,7 +100,9 @@ struct Timeouts {
 
 /// Bidirectional flow table with a per-flow extension slot `X`.
 pub struct FlowTable<X = ()> {
-    flows: FxHashMap<FlowKey, Flow<X>>,
+    /// Flows are boxed: the map's entries stay small (key + pointer), so the index of a large
+    /// table stays in cache and growing it moves 48-byte entries, not whole flows.
+    flows: FxHashMap<FlowKey, Box<Flow<X>>>,
     frags: FxHashMap<FragKey, (FlowKey, i64)>,
     t: Timeouts,
     max_flows: usize,
@@ -181,7 +183,7 @@ impl<X: Default> FlowTable<X> {
                     && p.tcp().is_some_and(|t| t.flags.has(TcpFlags::SYN) && !t.flags.has(TcpFlags::ACK));
                 let lingered = f.closed_ns.is_some_and(|c| now_ns - c > t.linger);
                 if idle || new_syn || lingered {
-                    let mut old = o.insert(Self::new_flow(&mut self.counters, key, p, now_ns));
+                    let mut old = *o.insert(Box::new(Self::new_flow(&mut self.counters, key, p, now_ns)));
                     old.end = Some(if old.tcp.closed() && !idle { close_reason(&old.tcp) } else { Self::quiet_reason(&old) });
                     self.finished.push(old);
                 }
@@ -189,7 +191,7 @@ impl<X: Default> FlowTable<X> {
             }
             Entry::Vacant(v) => {
                 self.counters.stats.peak_live = self.counters.stats.peak_live.max(live_before + 1);
-                v.insert_entry(Self::new_flow(&mut self.counters, key, p, now_ns))
+                v.insert_entry(Box::new(Self::new_flow(&mut self.counters, key, p, now_ns)))
             }
         };
         let flow = entry.get_mut();
@@ -207,13 +209,13 @@ impl<X: Default> FlowTable<X> {
             });
         let a = Assignment { flow_id: flow.id, kind: flow.kind, direction, position, prev_ns };
         if done {
-            let mut f = entry.remove();
+            let mut f = *entry.remove();
             f.end = Some(EndReason::Fin);
             self.finished.push(f);
             let f = self.finished.last_mut().expect("just pushed");
             return (a, f);
         }
-        (a, entry.into_mut())
+        (a, entry.into_mut().as_mut())
     }
 
     fn quiet_reason(f: &Flow<X>) -> EndReason {
@@ -268,7 +270,8 @@ impl<X: Default> FlowTable<X> {
             let idle = now_ns - f.last_ns > t.idle[f.kind.index()];
             let lingered = f.closed_ns.is_some_and(|c| now_ns - c > t.linger);
             if idle || lingered {
-                let mut g = std::mem::replace(f, placeholder(f));
+                let stand_in = placeholder(f);
+                let mut g = std::mem::replace(f.as_mut(), stand_in);
                 g.end = Some(if lingered && !idle { close_reason(&g.tcp) } else { Self::quiet_reason(&g) });
                 finished.push(g);
                 false
@@ -296,7 +299,8 @@ impl<X: Default> FlowTable<X> {
         let mut evicted = 0u64;
         self.flows.retain(|_, f| {
             if f.last_ns <= cut {
-                let mut g = std::mem::replace(f, placeholder(f));
+                let stand_in = placeholder(f);
+                let mut g = std::mem::replace(f.as_mut(), stand_in);
                 g.end = Some(EndReason::Evicted);
                 finished.push(g);
                 evicted += 1;
@@ -316,7 +320,7 @@ impl<X: Default> FlowTable<X> {
 
     /// Ends every live flow (end of a capture file) and forgets fragments and the last start.
     pub fn finish_all(&mut self) {
-        let mut rest: Vec<Flow<X>> = self.flows.drain().map(|(_, f)| f).collect();
+        let mut rest: Vec<Flow<X>> = self.flows.drain().map(|(_, f)| *f).collect();
         rest.sort_unstable_by_key(|f| f.id); // ids are unique
         for mut f in rest {
             f.end = Some(if f.tcp.closed() { close_reason(&f.tcp) } else { EndReason::EndOfCapture });
