@@ -362,7 +362,23 @@ fn train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
+/// Prints a failed command's error once (causes not already in its message follow), without a
+/// backtrace: user errors name the file and field; backtraces are for bugs.
+fn main() {
+    if let Err(e) = run() {
+        let top = e.to_string();
+        eprintln!("error: {top}");
+        for cause in e.chain().skip(1) {
+            let c = cause.to_string();
+            if !top.contains(&c) {
+                eprintln!("  caused by: {c}");
+            }
+        }
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).context("--log")?)
