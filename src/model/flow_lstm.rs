@@ -10,7 +10,7 @@
 use tch::nn::{self, Module, OptimizerConfig, RNN};
 use tch::{Device, Reduction, Tensor};
 
-use super::vae::{permutation, seeded_init, EarlyStopping, LossCurve, TrainSettings};
+use super::vae::{epoch_batches, seeded_init, EarlyStopping, LossCurve, TrainSettings};
 use crate::rng::SplitMix64;
 
 /// Shape of one flow LSTM (stored in the manifest).
@@ -91,19 +91,11 @@ impl FlowLstm {
         let mut curve = LossCurve::default();
         let mut stop = EarlyStopping::new(s.patience);
         for epoch in 0..s.epochs {
-            let perm = permutation(n as usize, &mut rng, device);
-            let n_epoch = n.min(i64::try_from(s.max_per_epoch).unwrap_or(i64::MAX));
-            let (mut total, mut batches, mut start) = (0.0, 0, 0);
-            while start < n_epoch {
-                let end = (start + s.batch as i64).min(n_epoch);
-                let idx = perm.narrow(0, start, end - start);
-                let loss = self.loss(&ti.index_select(0, &idx), &tt.index_select(0, &idx));
+            let tl = epoch_batches(n, s, &mut rng, device, |idx| {
+                let loss = self.loss(&ti.index_select(0, idx), &tt.index_select(0, idx));
                 opt.backward_step_clip_norm(&loss, 5.0);
-                total += loss.double_value(&[]);
-                batches += 1;
-                start = end;
-            }
-            let tl = total / f64::from(batches.max(1));
+                loss.double_value(&[])
+            });
             let vl = if vi.size()[0] > 0 { tch::no_grad(|| self.loss(&vi, &vt).double_value(&[])) } else { tl };
             on_epoch(epoch, tl, vl);
             if stop.record(epoch, tl, vl, &self.vs, &mut curve) {

@@ -142,22 +142,11 @@ impl Vae {
         let mut curve = LossCurve::default();
         let mut stop = EarlyStopping::new(s.patience);
         for epoch in 0..s.epochs {
-            let perm = permutation(n as usize, &mut rng, train.device());
-            let n_epoch = n.min(i64::try_from(s.max_per_epoch).unwrap_or(i64::MAX));
-            let mut total = 0.0;
-            let mut batches = 0;
-            let mut start = 0;
-            while start < n_epoch {
-                let end = (start + s.batch as i64).min(n_epoch);
-                let idx = perm.narrow(0, start, end - start);
-                let xb = train.index_select(0, &idx);
-                let (loss, _, _) = self.loss(&xb, beta, &mut noise);
+            let tl = epoch_batches(n, s, &mut rng, train.device(), |idx| {
+                let (loss, _, _) = self.loss(&train.index_select(0, idx), beta, &mut noise);
                 opt.backward_step(&loss);
-                total += loss.double_value(&[]);
-                batches += 1;
-                start = end;
-            }
-            let tl = total / f64::from(batches.max(1));
+                loss.double_value(&[])
+            });
             let mut vnoise = SplitMix64::new(s.seed ^ 0x76_616c);
             let vl = tch::no_grad(|| eval_in_chunks(val, |x| self.loss(x, beta, &mut vnoise).0.double_value(&[])));
             on_epoch(epoch, tl, vl);
@@ -245,6 +234,22 @@ pub fn seeded_init(vs: &mut nn::VarStore, seed: u64) {
             v.copy_(&values.view(var.size().as_slice()).to_device(var.device()).to_kind(var.kind()));
         }
     });
+}
+
+/// One epoch of mini-batch steps over `n` rows: a fresh seeded permutation, at most
+/// `s.max_per_epoch` rows, batches of `s.batch`; `step` trains on the row indices of a batch and
+/// returns its loss. Returns the mean batch loss. Shared by every level's training loop.
+pub fn epoch_batches(n: i64, s: &TrainSettings, rng: &mut SplitMix64, device: Device, mut step: impl FnMut(&Tensor) -> f64) -> f64 {
+    let perm = permutation(n as usize, rng, device);
+    let n_epoch = n.min(i64::try_from(s.max_per_epoch).unwrap_or(i64::MAX));
+    let (mut total, mut batches, mut start) = (0.0, 0u32, 0);
+    while start < n_epoch {
+        let end = (start + s.batch as i64).min(n_epoch);
+        total += step(&perm.narrow(0, start, end - start));
+        batches += 1;
+        start = end;
+    }
+    total / f64::from(batches.max(1))
 }
 
 /// A seeded permutation of 0..n as an int64 tensor.

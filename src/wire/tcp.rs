@@ -190,8 +190,8 @@ impl TcpConn {
                     if fl & 0x01 != 0 {
                         rep.flags_removed += 1;
                     }
-                    if size != ip_hdr + 20 + self.data_options_len() {
-                        rep.size_raised += u64::from(size < ip_hdr + 20 + self.data_options_len());
+                    if size < ip_hdr + 20 + self.data_options_len() {
+                        rep.size_raised += 1;
                     }
                     let seg = self.data(from_client, 0x14, 0, now_ns);
                     self.stage = Stage::Reset;
