@@ -88,6 +88,29 @@ impl FlowKey {
         }
     }
 
+    /// A well-mixed 64-bit hash of the key (folded multiplies over its words): the flow
+    /// index uses its upper half both to place the key and as a tag.
+    #[inline]
+    pub fn hash(&self) -> u64 {
+        #[inline]
+        fn fold(a: u64, b: u64) -> u64 {
+            let r = u128::from(a) * u128::from(b);
+            (r as u64) ^ ((r >> 64) as u64)
+        }
+        #[inline]
+        fn word(b: &[u8; 16], i: usize) -> u64 {
+            u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+        }
+        const K: [u64; 4] = [0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344, 0xa409_3822_299f_31d0, 0x082e_fa98_ec4e_6c89];
+        let rest = u64::from(self.lo_port)
+            | u64::from(self.hi_port) << 16
+            | u64::from(self.proto) << 32
+            | (self.scope as u64) << 40;
+        let h = fold(word(&self.lo, 0) ^ K[0], word(&self.lo, 1) ^ K[1]);
+        let h = fold(h ^ word(&self.hi, 0), word(&self.hi, 1) ^ K[2]);
+        fold(h ^ rest, K[3])
+    }
+
     /// The kind of flow a key belongs to.
     pub fn kind(&self) -> FlowKind {
         match (self.scope, self.proto) {

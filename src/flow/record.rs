@@ -75,36 +75,52 @@ impl TcpState {
 }
 
 /// A bidirectional flow.
+///
+/// The layout is fixed (`repr(C)`, cache-line aligned) so that everything a packet reads or
+/// writes lies in the first two cache lines: the flow table prefetches just those. The
+/// endpoints and the rest are read when the flow starts and ends.
 #[derive(Clone, Debug)]
+#[repr(C, align(64))]
 pub struct Flow<X = ()> {
-    /// Unique within one ingestion run, in order of creation.
-    pub id: u64,
+    // --- hot: the first 128 bytes ---
     pub key: FlowKey,
     pub kind: FlowKind,
-    pub ip_proto: u8,
-    /// EtherType of the first packet (tells ARP/EAPOL/LLDP apart in no-flow traffic).
-    pub ethertype: u16,
-    /// 0 (non-IP), 4 or 6.
-    pub ip_version: u8,
-    pub client: Endpoint,
-    pub server: Endpoint,
-    pub first_ns: i64,
+    pub tcp: TcpState,
+    /// Whether the client is the key's `hi` side (decides a packet's direction).
+    pub(super) client_is_hi: bool,
+    /// IP fragments attached to this flow (first fragments included).
+    pub fragments: u32,
+    /// Unique within one ingestion run, in order of creation.
+    pub id: u64,
     pub last_ns: i64,
-    /// Time since the previous flow start in the same capture (`None` for the first flow).
-    pub gap_ns: Option<i64>,
+    /// Capture time at which the flow closed (both FINs, or RST); `OPEN` until then.
+    pub(super) closed_ns: i64,
     /// Packets, bytes (IP total length) and payload bytes, by [`Direction`].
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
     pub payload: [u64; 2],
-    /// IP fragments attached to this flow (first fragments included).
-    pub fragments: u32,
-    pub tcp: TcpState,
+    // --- cold ---
+    pub ip_proto: u8,
+    /// 0 (non-IP), 4 or 6.
+    pub ip_version: u8,
+    /// EtherType of the first packet (tells ARP/EAPOL/LLDP apart in no-flow traffic).
+    pub ethertype: u16,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub first_ns: i64,
+    /// Time since the previous flow start in the same capture (`None` for the first flow).
+    pub gap_ns: Option<i64>,
     /// Set when the flow ended (FIN/RST flows get it when they leave the table).
     pub end: Option<EndReason>,
-    /// Capture time at which the flow closed (both FINs, or RST).
-    pub closed_ns: Option<i64>,
     pub ext: X,
 }
+
+/// `closed_ns` of a flow that has not closed.
+pub(super) const OPEN: i64 = i64::MIN;
+
+/// Bytes of a [`Flow`] that every packet touches (the table prefetches these).
+pub(super) const HOT_BYTES: usize = std::mem::offset_of!(Flow<()>, ip_proto);
+const _: () = assert!(HOT_BYTES <= 128, "the hot part of a flow must fit two cache lines");
 
 impl<X> Flow<X> {
     pub fn total_packets(&self) -> u64 {
@@ -121,7 +137,22 @@ impl<X> Flow<X> {
         self.server.port
     }
 
-    /// Direction of a packet with the given source.
+    /// Capture time at which the flow closed (both FINs, or RST).
+    pub fn closed_ns(&self) -> Option<i64> {
+        (self.closed_ns != OPEN).then_some(self.closed_ns)
+    }
+
+    /// Direction of a packet of this flow whose source is the key's `hi` side when
+    /// `sender_is_hi` (from [`FlowKey::of`]; the hot path: no endpoint is read).
+    #[inline]
+    pub fn direction_by_key(&self, sender_is_hi: bool) -> Direction {
+        // both ends equal (a host talking to itself on one port): every packet is the client's
+        let same_ends = self.key.lo == self.key.hi && self.key.lo_port == self.key.hi_port;
+        if same_ends || sender_is_hi == self.client_is_hi { Direction::Forward } else { Direction::Backward }
+    }
+
+    /// Direction of a packet with the given source, judged by the endpoints (for packets
+    /// whose own key differs from the flow's: later IP fragments).
     pub fn direction_of(&self, p: &Packet) -> Direction {
         let same_as_client = if self.kind == FlowKind::NoFlow && p.link.has_mac {
             p.link.src_mac == self.client.mac
@@ -163,8 +194,8 @@ impl<X> Flow<X> {
             if f.has(TcpFlags::RST) {
                 s.rst = true;
             }
-            if s.closed() && self.closed_ns.is_none() {
-                self.closed_ns = Some(now_ns);
+            if s.closed() && self.closed_ns == OPEN {
+                self.closed_ns = now_ns;
             }
         }
     }
