@@ -10,7 +10,8 @@ use super::scaler::Scaler;
 use super::vae::{LossCurve, VaeShape};
 
 /// The model format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: adds the TCP handshake/teardown heads (`tcp_heads.safetensors`).
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

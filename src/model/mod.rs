@@ -4,7 +4,9 @@
 //!   clustered by a full-covariance GMM ([`gmm`]); a component stands for a kind of packet;
 //! - flow level: an LSTM per flow kind over the component sequence of a flow ([`flow_lstm`]);
 //! - aggregate level: flow arrivals, kind mix, per-kind flow sizes and the header
-//!   distributions (ports, protocols, host popularity) ([`aggregate`]).
+//!   distributions (ports, protocols, host popularity) ([`aggregate`]);
+//! - TCP handshake and teardown heads: timing and sizes of the opening and closing packets of
+//!   connected flows, and how flows close ([`tcp_heads`]).
 //!
 //! [`train`] builds all three from captures; [`Model`] loads, saves and samples them. A model
 //! directory is `manifest.toml` + safetensors files ([`store`], [`manifest`]). This module does
@@ -17,6 +19,7 @@ pub mod gmm;
 pub mod manifest;
 pub mod scaler;
 pub mod store;
+pub mod tcp_heads;
 pub mod train;
 pub mod vae;
 
@@ -32,6 +35,7 @@ use flow_lstm::FlowLstm;
 use gmm::Gmm;
 use manifest::Manifest;
 use store::ModelError;
+use tcp_heads::TcpHeads;
 use vae::Vae;
 
 /// A trained model, ready to sample.
@@ -41,6 +45,7 @@ pub struct Model {
     pub packet_gmm: Gmm,
     pub lstm: [Option<FlowLstm>; 3],
     pub aggregate: Aggregate,
+    pub tcp: TcpHeads,
 }
 
 /// A packet decoded from a component.
@@ -91,7 +96,10 @@ impl Model {
         let agg_path = dir.join(store::AGGREGATE);
         let t = store::read_tensors(&agg_path)?;
         let aggregate = Aggregate::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: agg_path, msg })?;
-        Ok(Model { manifest, vae, packet_gmm, lstm, aggregate })
+        let tcp_path = dir.join(store::TCP_HEADS);
+        let t = store::read_tensors(&tcp_path)?;
+        let tcp = TcpHeads::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: tcp_path, msg })?;
+        Ok(Model { manifest, vae, packet_gmm, lstm, aggregate, tcp })
     }
 
     /// Writes the model directory (created if needed).
@@ -105,6 +113,7 @@ impl Model {
             }
         }
         store::write_tensors(&dir.join(store::AGGREGATE), &self.aggregate.named_tensors())?;
+        store::write_tensors(&dir.join(store::TCP_HEADS), &self.tcp.named_tensors())?;
         store::write_manifest(dir, &self.manifest)
     }
 

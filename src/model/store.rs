@@ -13,6 +13,7 @@ pub const MANIFEST: &str = "manifest.toml";
 pub const PACKET_VAE: &str = "packet_vae.safetensors";
 pub const PACKET_GMM: &str = "packet_gmm.safetensors";
 pub const AGGREGATE: &str = "aggregate_gmm.safetensors";
+pub const TCP_HEADS: &str = "tcp_heads.safetensors";
 
 pub fn flow_lstm_file(kind: &str) -> String {
     format!("flow_lstm_{kind}.safetensors")

@@ -4,6 +4,7 @@
 //! packet-size modes), in strict request/response alternation (3 rounds: 16 packets a flow), starting with
 //! exponential gaps of mean 50 ms. A short training must recover these within tolerances.
 
+use super::manifest::FORMAT_VERSION;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -150,9 +151,9 @@ fn save_load_gives_identical_outputs_and_bad_files_give_errors() {
     let bad = dir.join("bad");
     copy_dir(&out, &bad);
     let m = std::fs::read_to_string(bad.join("manifest.toml")).unwrap();
-    std::fs::write(bad.join("manifest.toml"), m.replace("format_version = 1", "format_version = 99")).unwrap();
+    std::fs::write(bad.join("manifest.toml"), m.replace(&format!("format_version = {FORMAT_VERSION}"), "format_version = 99")).unwrap();
     let e = Model::load(&bad, Device::Cpu).err().unwrap().to_string();
-    assert!(e.contains("model format 99, this build reads format 1"), "{e}");
+    assert!(e.contains(&format!("model format 99, this build reads format {FORMAT_VERSION}")), "{e}");
     // truncated safetensors
     copy_dir(&out, &bad);
     let f = bad.join("packet_vae.safetensors");
