@@ -38,6 +38,11 @@ enum Cmd {
     #[command(after_help = "Exit status: 0 when no violation was found, 3 when at least one was \
         (counts printed all the same), 1 when a capture cannot be read, 2 for usage errors.")]
     Validate(ValidateArgs),
+    /// Generate synthetic traffic from a trained model into a pcap/pcapng file: the aggregate
+    /// model schedules flows, flow LSTMs produce their packets, the wire stage makes
+    /// protocol-valid frames. Same model + seed + options give a byte-identical file.
+    /// Ctrl-C/SIGTERM stop it early with a valid file.
+    Generate(GenerateArgs),
     /// Train the NeCSTGen-style models (packet VAE + GMM, flow LSTMs per kind, aggregate GMM)
     /// from captures and write a model directory (manifest.toml + safetensors).
     Train(TrainArgs),
@@ -100,6 +105,65 @@ struct DemoArgs {
     /// Address plan and frame settings (TOML with any WireConfig field; see README).
     #[arg(long, value_name = "FILE")]
     wire_config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// Model directory (default: `models/default` in the current directory, else the one
+    /// shipped in the source tree this binary was built from).
+    #[arg(short, long, value_name = "DIR", env = "TRAFGEN_MODEL")]
+    model: Option<PathBuf>,
+    /// Output file; `.pcapng` writes pcapng, anything else pcap (nanosecond timestamps).
+    #[arg(short, long, value_name = "FILE")]
+    out: PathBuf,
+    /// Stop after this many frames. With no --packets, --flows or --duration: 100000.
+    #[arg(long)]
+    packets: Option<u64>,
+    /// Stop starting flows after this many (the file ends when they are done).
+    #[arg(long)]
+    flows: Option<u64>,
+    /// Stop at this many seconds of traffic time.
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Seed: the same model, seed and options give a byte-identical file.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Time scale, as tcpreplay's: 2 plays the modelled traffic twice as fast, 0.5 half as fast.
+    #[arg(long, default_value_t = 1.0)]
+    multiplier: f64,
+    /// Target packets/s: scales the rate of flow starts (per-flow timing kept), measured by a
+    /// pilot run of the model.
+    #[arg(long, conflicts_with = "mbps")]
+    pps: Option<f64>,
+    /// Target Mbit/s (Ethernet frames), like --pps.
+    #[arg(long)]
+    mbps: Option<f64>,
+    /// Timestamp of the first packet, seconds since the Unix epoch.
+    #[arg(long, default_value_t = 1_700_000_000.0)]
+    start: f64,
+    /// Flow kinds to generate (comma-separated: connected, unconnected, noflow); default all.
+    #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+    flow_kinds: Vec<KindArg>,
+    /// Address plan and frame settings (TOML with any WireConfig field: subnets, MACs, ports,
+    /// MTU, payload fill; see README).
+    #[arg(long, value_name = "FILE")]
+    wire_config: Option<PathBuf>,
+    /// Cap on flows alive at once (bounds memory; starts wait beyond it).
+    #[arg(long, default_value_t = 100_000)]
+    max_live_flows: usize,
+    /// Cap on packets per flow.
+    #[arg(long, default_value_t = 100_000)]
+    max_flow_packets: u32,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KindArg {
+    Connected,
+    Unconnected,
+    Noflow,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -234,6 +298,107 @@ fn inspect(args: &InspectArgs) -> Result<()> {
             println!("features  {}/packets.csv, {}/flows.csv", dir.display(), dir.display());
         }
     }
+    Ok(())
+}
+
+/// The model directory to use when none is named.
+fn default_model() -> PathBuf {
+    let local = PathBuf::from("models/default");
+    if local.join("manifest.toml").exists() {
+        return local;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default")
+}
+
+fn generate(args: &GenerateArgs) -> Result<()> {
+    use trafgen::flow::FlowKind;
+    use trafgen::sink::OutputFormat;
+    for (name, v) in [("--multiplier", Some(args.multiplier)), ("--pps", args.pps), ("--mbps", args.mbps), ("--duration", args.duration)] {
+        if let Some(v) = v {
+            anyhow::ensure!(v.is_finite() && v > 0.0, "{name} must be a number > 0, not {v}");
+        }
+    }
+    anyhow::ensure!(args.start.is_finite() && args.start >= 0.0, "--start must be seconds since the Unix epoch");
+    let dir = args.model.clone().unwrap_or_else(default_model);
+    let model = trafgen::model::Model::load(&dir, tch::Device::Cpu).with_context(|| format!("loading model {}", dir.display()))?;
+    let format = if args.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("pcapng")) { OutputFormat::PcapNg } else { OutputFormat::Pcap };
+    let wire = match &args.wire_config {
+        Some(p) => trafgen::wire::WireConfig::load(p)?,
+        None => trafgen::wire::WireConfig::default(),
+    };
+    let no_limit = args.packets.is_none() && args.flows.is_none() && args.duration.is_none();
+    let opts = trafgen::generate::GenerateOptions {
+        engine: trafgen::synth::EngineConfig {
+            seed: args.seed,
+            multiplier: args.multiplier,
+            flow_kinds: args
+                .flow_kinds
+                .iter()
+                .map(|k| match k {
+                    KindArg::Connected => FlowKind::Connected,
+                    KindArg::Unconnected => FlowKind::Unconnected,
+                    KindArg::Noflow => FlowKind::NoFlow,
+                })
+                .collect(),
+            max_live_flows: args.max_live_flows.max(1),
+            max_flow_packets: args.max_flow_packets.max(1),
+            ..Default::default()
+        },
+        packets: if no_limit { Some(100_000) } else { args.packets },
+        flows: args.flows,
+        duration_s: args.duration,
+        pps: args.pps,
+        mbps: args.mbps,
+        start_ns: (args.start * 1e9).round() as i64,
+        wire,
+        format,
+    };
+    let bar = indicatif::ProgressBar::new(opts.packets.unwrap_or(0));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} frames, {msg} [{elapsed_precise}, {per_sec}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    if args.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let stop = trafgen::sink::signals::stop_flag();
+    let s = trafgen::generate::generate(&model, &opts, &args.out, stop, &mut |frames, flows| {
+        bar.set_position(frames);
+        bar.set_message(format!("{flows} flows"));
+    })
+    .with_context(|| format!("generating {} from {}", args.out.display(), dir.display()))?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    let e = &s.engine;
+    println!(
+        "wrote {} ({} frames, {} bytes, {:.3} s of traffic{})",
+        s.write.path.display(),
+        s.write.frames,
+        s.write.file_bytes,
+        s.span_s,
+        if s.write.interrupted { "; interrupted: every whole frame kept" } else { "" }
+    );
+    println!(
+        "flows     {} started: connected {}, unconnected {}, noflow {} (peak live {})",
+        e.flows.iter().sum::<u64>(),
+        e.flows[0],
+        e.flows[1],
+        e.flows[2],
+        e.peak_live
+    );
+    println!("packets   connected {}, unconnected {}, noflow {}", e.packets[0], e.packets[1], e.packets[2]);
+    if let Some(p) = s.pilot {
+        println!("rate      model at scale 1: {:.0} pps, {:.3} Mbit/s; flow-arrival scale {:.4}", p.pps, p.bps / 1e6, s.arrival_scale);
+    }
+    println!(
+        "engine    {} LSTM steps in {} rounds; {} handshake tokens skipped, {} flows truncated, {} starts delayed",
+        e.lstm_steps, e.rounds, e.skipped_tokens, e.truncated_flows, e.delayed_starts
+    );
+    println!("wire      {} flows, {} repairs", s.write.wire.flows_started, s.write.wire.repairs.total());
+    println!("time      {:.2} s ({:.0} frames/s) from {}", s.seconds, s.write.frames as f64 / s.seconds.max(1e-9), dir.display());
     Ok(())
 }
 
@@ -387,6 +552,7 @@ fn run() -> Result<()> {
     match &cli.cmd {
         Cmd::Inspect(args) => inspect(args),
         Cmd::Demo(args) => demo(args),
+        Cmd::Generate(args) => generate(args),
         Cmd::Validate(args) => validate(args),
         Cmd::Train(args) => train(args),
         Cmd::Version => {

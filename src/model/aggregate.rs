@@ -16,6 +16,9 @@ use crate::rng::SplitMix64;
 /// Floors before log10 (seconds; packets and bytes are ≥ 1).
 pub const MIN_GAP_S: f64 = 1e-6;
 pub const MIN_DURATION_S: f64 = 1e-6;
+/// Gaps between flow starts longer than this are breaks in the capture (traces of sessions
+/// recorded years apart, joined into one file), not arrivals: the gap model leaves them out.
+pub const MAX_GAP_S: f64 = 3600.0;
 /// Longest rank tables kept (rarer hosts share the last rank's weight).
 pub const MAX_RANKS: usize = 1024;
 /// Server ports kept per kind (the rest are "other": the address plan picks).
@@ -32,6 +35,8 @@ pub struct Weighted<T> {
 pub struct Aggregate {
     pub kind_p: [f64; 3],
     pub gap: Option<Gmm>,
+    /// Smallest and largest log10 gap in the training data (draws are clamped into it).
+    pub gap_range: [f64; 2],
     pub flow: [Option<Gmm>; 3],
     /// (port, ip protocol) per kind.
     pub ports: [Vec<Weighted<(u16, u8)>>; 3],
@@ -119,7 +124,9 @@ impl Aggregate {
         let total = kind_n.iter().sum::<f64>().max(1.0);
         let kind_p = kind_n.map(|n| n / total);
         let opts = |k_max: usize, s: u64| GmmFitOptions { k_min: 1, k_max, seed: s, ..GmmFitOptions::default() };
-        let gaps: Vec<f64> = rows.iter().filter_map(|r| r.gap_s).map(|g| g.max(MIN_GAP_S).log10()).collect();
+        let gaps: Vec<f64> = rows.iter().filter_map(|r| r.gap_s).filter(|&g| g <= MAX_GAP_S).map(|g| g.max(MIN_GAP_S).log10()).collect();
+        let gap_range = gaps.iter().fold([f64::INFINITY, f64::NEG_INFINITY], |r, &g| [r[0].min(g), r[1].max(g)]);
+        let gap_range = if gap_range[0] <= gap_range[1] { gap_range } else { [0.0, 0.0] };
         let gap = if gaps.len() >= 8 {
             let x = Tensor::from_slice(&gaps).view([-1, 1]);
             Some(Gmm::fit(&x, &opts(k_max.min(8), seed))?.gmm)
@@ -165,6 +172,7 @@ impl Aggregate {
         Ok(Aggregate {
             kind_p,
             gap,
+            gap_range,
             flow,
             ports,
             proto,
@@ -176,7 +184,7 @@ impl Aggregate {
 
     /// Draws the next flow: gap since the previous start, kind, size, ports, protocol, hosts.
     pub fn sample_flow(&self, rng: &mut SplitMix64) -> FlowDraw {
-        let gap_s = self.gap.as_ref().map_or(1.0, |g| 10f64.powf(sample_one(g, rng)[0]));
+        let gap_s = self.gap.as_ref().map_or(1.0, |g| 10f64.powf(sample_one(g, rng)[0].clamp(self.gap_range[0], self.gap_range[1])));
         let mut u = rng.next_f64();
         let mut kind = FlowKind::Connected;
         for kk in FlowKind::ALL {
@@ -214,6 +222,7 @@ impl Aggregate {
         let mut out = vec![
             ("kind_p".to_string(), Tensor::from_slice(&self.kind_p)),
             ("v6_share".to_string(), Tensor::from_slice(&self.v6_share)),
+            ("gap_range".to_string(), Tensor::from_slice(&self.gap_range)),
             ("client_rank".to_string(), Tensor::from_slice(&self.client_rank)),
             ("server_rank".to_string(), Tensor::from_slice(&self.server_rank)),
         ];
@@ -261,6 +270,10 @@ impl Aggregate {
         let mut agg = Aggregate {
             kind_p: arr3("kind_p")?,
             gap: gmm("gap")?,
+            gap_range: {
+                let v = f64s("gap_range")?;
+                <[f64; 2]>::try_from(v.as_slice()).map_err(|_| "tensor `gap_range` must have 2 values".to_string())?
+            },
             flow: [None, None, None],
             ports: Default::default(),
             proto: Default::default(),

@@ -16,7 +16,9 @@ pub mod aggregate;
 pub mod dataset;
 pub mod flow_lstm;
 pub mod gmm;
+pub mod lean_lstm;
 pub mod manifest;
+pub mod packet_bank;
 pub mod scaler;
 pub mod store;
 pub mod tcp_heads;
@@ -128,7 +130,7 @@ impl Model {
         }
         let latent: Vec<f32> = components.iter().flat_map(|&k| self.packet_gmm.sample_component(k, rng)).map(|x| x as f32).collect();
         let z = Tensor::from_slice(&latent).view([components.len() as i64, -1]).to_device(self.device());
-        let x = tch::no_grad(|| self.manifest.features.scaler.inverse(&self.vae.decode(&z)))
+        let x = tch::no_grad(|| self.manifest.features.scaler.inverse_clamped(&self.vae.decode(&z)))
             .to_device(Device::Cpu)
             .to_kind(Kind::Float)
             .contiguous();

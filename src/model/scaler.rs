@@ -1,5 +1,7 @@
 //! Feature standardisation fitted on training data and stored in the manifest:
-//! `z = (x − mean) / std` per column (std floored so constant columns stay finite).
+//! `z = (x − mean) / std` per column (std floored so constant columns stay finite), and the
+//! range of each column in the training data: decoded samples are clamped into it, so a
+//! decoder that extrapolates cannot ask for a 10⁶-second gap or a 60 kB packet nobody sent.
 
 use tch::{Device, Kind, Tensor};
 
@@ -7,6 +9,9 @@ use tch::{Device, Kind, Tensor};
 pub struct Scaler {
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
+    /// Smallest and largest value of each column in the training data.
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
 }
 
 const MIN_STD: f64 = 1e-6;
@@ -16,9 +21,18 @@ impl Scaler {
     pub fn fit(rows: &[f32], dim: usize) -> Scaler {
         let n = (rows.len() / dim).max(1) as f64;
         let mut mean = vec![0f64; dim];
+        let (mut min, mut max) = (vec![f64::INFINITY; dim], vec![f64::NEG_INFINITY; dim]);
         for r in rows.chunks_exact(dim) {
-            for (m, x) in mean.iter_mut().zip(r) {
-                *m += f64::from(*x);
+            for (i, x) in r.iter().enumerate() {
+                let x = f64::from(*x);
+                mean[i] += x;
+                min[i] = min[i].min(x);
+                max[i] = max[i].max(x);
+            }
+        }
+        for i in 0..dim {
+            if min[i] > max[i] {
+                (min[i], max[i]) = (0.0, 0.0);
             }
         }
         mean.iter_mut().for_each(|m| *m /= n);
@@ -30,7 +44,7 @@ impl Scaler {
             }
         }
         let std = var.iter().map(|v| (v / n).sqrt().max(MIN_STD)).collect();
-        Scaler { mean, std }
+        Scaler { mean, std, min, max }
     }
 
     pub fn dim(&self) -> usize {
@@ -55,6 +69,14 @@ impl Scaler {
         z * s + m
     }
 
+    /// Back to feature units, clamped into the training range of each column.
+    pub fn inverse_clamped(&self, z: &Tensor) -> Tensor {
+        let d = z.device();
+        let lo = Tensor::from_slice(&self.min).to_kind(Kind::Float).to_device(d);
+        let hi = Tensor::from_slice(&self.max).to_kind(Kind::Float).to_device(d);
+        self.inverse(z).maximum(&lo).minimum(&hi)
+    }
+
     /// Back to feature units for one row, without tensors.
     pub fn inverse_row(&self, z: &[f32], out: &mut [f64]) {
         for (i, o) in out.iter_mut().enumerate() {
@@ -77,5 +99,9 @@ mod tests {
         let x = Tensor::from_slice(&rows).view([3, 2]);
         let back = s.inverse(&s.transform(&x));
         assert!(back.allclose(&x, 1e-5, 1e-5, false));
+        assert_eq!((s.min.clone(), s.max.clone()), (vec![1.0, 5.0], vec![5.0, 5.0]));
+        let far = Tensor::from_slice(&[100.0f32, -100.0]).view([1, 2]);
+        let c: Vec<f32> = Vec::try_from(s.inverse_clamped(&far).view([-1])).unwrap();
+        assert_eq!(c, [5.0, 5.0]);
     }
 }

@@ -1,12 +1,15 @@
 //! Synthetic traffic records: the meeting point of the model stage and the wire stage.
 //!
 //! This module owns [`SynthPacket`], the record the generation engine hands over for every
-//! packet it decides to send. The engine itself (aggregate model → flow LSTMs → packet
-//! decoder → k-way merge) lands with the generation issue; [`script`] produces records from
-//! simple scripted conversations for tests, the demo and benchmarks. This module does not
-//! build frames (that is [`crate::wire`]).
+//! packet it decides to send, and the engine itself ([`engine`]: aggregate model → flow LSTMs
+//! → packet decoder → k-way merge). [`script`] produces records from simple scripted
+//! conversations for tests, the demo and benchmarks. This module does not build frames (that
+//! is [`crate::wire`]).
 
+pub mod engine;
 pub mod script;
+
+pub use engine::{Engine, EngineConfig, EngineError, EngineStats};
 
 use crate::flow::{Direction, FlowKind};
 

@@ -1,0 +1,536 @@
+//! The generation engine: a trained model in, one time-ordered stream of [`SynthPacket`]s out.
+//!
+//! Top to bottom:
+//! 1. the aggregate model draws the next flow (gap since the previous start, kind, server port,
+//!    protocol, IP version, host ranks) — flow starts form a schedule over time;
+//! 2. each live flow steps its kind's flow LSTM ([`LeanLstm`]) token by token; a token is a
+//!    packet-GMM component, decoded into a packet through the [`PacketBank`]; TCP flows open
+//!    with a handshake and close with a teardown drawn from the [`TcpHeads`];
+//! 3. flows are advanced in rounds: whenever a flow runs out of look-ahead, every flow short of
+//!    it is stepped in one pass (the LSTM weights stay in cache), each by a few packets;
+//! 4. a heap keyed by (next departure time, flow id) merges the flows into one stream.
+//!
+//! Memory is bounded by `max_live_flows × lookahead` packets whatever the length of the run.
+//! Every flow draws from its own random stream (seed, flow id), so the output does not depend
+//! on how rounds happen to batch flows: same model + seed + config = same stream.
+//! This module does not build frames (that is [`crate::wire`]) or pace them.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use super::{Proto, SynthPacket};
+use crate::capture::TcpFlags;
+use crate::flow::{Direction, FlowKind};
+use crate::model::lean_lstm::{sample_logits, LeanError, LeanLstm};
+use crate::model::packet_bank::{PacketBank, DEFAULT_PER_COMPONENT};
+use crate::model::tcp_heads::{Close, Role, TcpHeads};
+use crate::model::Model;
+use crate::rng::SplitMix64;
+use crate::wire::emit::syn_options;
+
+const NS: f64 = 1e9;
+/// Packets generated ahead per flow in a round.
+const LOOKAHEAD: usize = 8;
+/// Handshake tokens tolerated from a TCP flow's LSTM before the flow is closed.
+const MAX_SKIPPED: u32 = 16;
+
+/// What the engine may do (shared by `trafgen generate` and the daemon).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    pub seed: u64,
+    /// Time scale as tcpreplay's: 2.0 plays the modelled traffic twice as fast (every gap
+    /// halved), 0.5 half as fast.
+    pub multiplier: f64,
+    /// Scales the rate of flow starts only (per-flow timing is kept): the knob that `--pps`
+    /// and `--mbps` targets resolve to.
+    pub arrival_scale: f64,
+    /// Flow kinds to generate ("connected", "unconnected", "noflow"); empty = all the model has.
+    pub flow_kinds: Vec<FlowKind>,
+    /// Cap on flows alive at once; a flow start due while at the cap waits for a flow to end.
+    pub max_live_flows: usize,
+    /// Cap on packets per flow (longer flows are closed there).
+    pub max_flow_packets: u32,
+    /// Decoded packets kept per GMM component (see [`PacketBank`]).
+    pub bank_per_component: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            seed: 1,
+            multiplier: 1.0,
+            arrival_scale: 1.0,
+            flow_kinds: Vec::new(),
+            max_live_flows: 100_000,
+            max_flow_packets: 100_000,
+            bank_per_component: DEFAULT_PER_COMPONENT,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Lean(#[from] LeanError),
+    #[error("the model has no flow LSTM for any of the requested flow kinds ({0})")]
+    NoKinds(String),
+    #[error("{0} must be a finite number > 0, not {1}")]
+    Scale(&'static str, f64),
+}
+
+/// Counters of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EngineStats {
+    /// Flows started, by kind.
+    pub flows: [u64; 3],
+    /// Packets emitted, by kind.
+    pub packets: [u64; 3],
+    /// LSTM steps taken (one per data packet, plus END and skipped tokens).
+    pub lstm_steps: u64,
+    /// Rounds of stepping (each advances every flow short of look-ahead).
+    pub rounds: u64,
+    /// Handshake tokens the LSTM produced inside a TCP flow (the heads own the handshake).
+    pub skipped_tokens: u64,
+    /// Flows closed at `max_flow_packets`.
+    pub truncated_flows: u64,
+    /// Flow starts that waited for a free slot (`max_live_flows`).
+    pub delayed_starts: u64,
+    /// Largest number of flows alive at once.
+    pub peak_live: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// TCP: handshake packet `n` (0 SYN, 1 SYN-ACK, 2 ACK) comes next.
+    Handshake(u8),
+    Data,
+    Done,
+}
+
+struct LiveFlow {
+    id: u64,
+    kind: FlowKind,
+    proto: Proto,
+    v6: bool,
+    server_port: u16,
+    client_rank: u32,
+    server_rank: u32,
+    rng: SplitMix64,
+    phase: Phase,
+    /// Time of the last packet generated (ns from stream start).
+    t_ns: i64,
+    token: usize,
+    /// Packets generated so far.
+    packets: u32,
+    /// LSTM tokens skipped in this flow (bounded, so a flow always ends).
+    skipped: u32,
+    /// Bytes of IP header, and of transport header on data packets (TCP: 32 once the SYN's
+    /// options turned timestamps on); a packet's size is these plus the model's payload.
+    ip_hdr: u32,
+    l4_hdr: u32,
+    queue: VecDeque<SynthPacket>,
+}
+
+/// The engine. Iterate it for packets in departure order.
+pub struct Engine<'m> {
+    model: &'m Model,
+    cfg: EngineConfig,
+    lstm: [Option<LeanLstm>; 3],
+    allowed: [bool; 3],
+    bank: PacketBank,
+    heads: TcpHeads,
+    hidden: usize,
+    /// Per slot: LSTM state h and c (H floats each).
+    h: Vec<f32>,
+    c: Vec<f32>,
+    flows: Vec<Option<LiveFlow>>,
+    free: Vec<u32>,
+    live: usize,
+    heap: BinaryHeap<Reverse<(i64, u64, u32)>>,
+    rng: SplitMix64,
+    next_id: u64,
+    next_start_ns: f64,
+    /// Time of the last packet emitted.
+    clock: i64,
+    starts_left: Option<u64>,
+    end_ns: Option<i64>,
+    scratch: Scratch,
+    stats: EngineStats,
+}
+
+struct Scratch {
+    gates: Vec<f32>,
+    logits: Vec<f32>,
+    weights: Vec<f32>,
+}
+
+impl<'m> Engine<'m> {
+    /// Prepares an engine on `model` (builds the lean LSTMs and the packet bank: ~0.1 s).
+    pub fn new(model: &'m Model, cfg: EngineConfig) -> Result<Engine<'m>, EngineError> {
+        for (name, v) in [("multiplier", cfg.multiplier), ("arrival_scale", cfg.arrival_scale)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(EngineError::Scale(name, v));
+            }
+        }
+        let mut lstm: [Option<LeanLstm>; 3] = [None, None, None];
+        let mut allowed = [false; 3];
+        for kind in FlowKind::ALL {
+            let wanted = cfg.flow_kinds.is_empty() || cfg.flow_kinds.contains(&kind);
+            if let (true, Some(m)) = (wanted, &model.lstm[kind.index()]) {
+                lstm[kind.index()] = Some(LeanLstm::from_tch(m)?);
+                allowed[kind.index()] = model.aggregate.kind_p[kind.index()] > 0.0;
+            }
+        }
+        if !allowed.iter().any(|&a| a) {
+            let names: Vec<&str> = FlowKind::ALL.iter().filter(|k| cfg.flow_kinds.is_empty() || cfg.flow_kinds.contains(k)).map(|k| k.name()).collect();
+            return Err(EngineError::NoKinds(names.join(", ")));
+        }
+        let hidden = model.manifest.flow.lstm.hidden as usize;
+        let outputs = model.manifest.flow.lstm.k as usize + 1;
+        let mut bank_rng = SplitMix64::for_item(cfg.seed, u64::MAX);
+        let bank = PacketBank::build(model, cfg.bank_per_component, &mut bank_rng);
+        Ok(Engine {
+            model,
+            lstm,
+            allowed,
+            bank,
+            heads: model.tcp.clone(),
+            hidden,
+            h: Vec::new(),
+            c: Vec::new(),
+            flows: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            heap: BinaryHeap::new(),
+            rng: SplitMix64::new(cfg.seed),
+            next_id: 0,
+            next_start_ns: 0.0,
+            clock: 0,
+            starts_left: None,
+            end_ns: None,
+            scratch: Scratch { gates: vec![0.0; 4 * hidden], logits: vec![0.0; outputs], weights: vec![0.0; outputs] },
+            stats: EngineStats::default(),
+            cfg,
+        })
+    }
+
+    /// Stop starting flows after `n` of them (the stream ends when they are done).
+    pub fn limit_flows(&mut self, n: u64) {
+        self.starts_left = Some(n);
+    }
+
+    /// End the stream at `ns` from its start: no flow starts and no packet leaves at or after it.
+    pub fn limit_duration(&mut self, ns: i64) {
+        self.end_ns = Some(ns);
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Flows alive now.
+    pub fn live_flows(&self) -> usize {
+        self.live
+    }
+
+    /// Packets generated but not yet emitted (bounded by live flows × look-ahead).
+    pub fn buffered_packets(&self) -> usize {
+        self.flows.iter().flatten().map(|f| f.queue.len()).sum()
+    }
+
+    fn start_due(&self) -> Option<i64> {
+        if self.starts_left == Some(0) || self.live >= self.cfg.max_live_flows {
+            return None;
+        }
+        let t = (self.next_start_ns.round() as i64).max(self.clock);
+        if self.end_ns.is_some_and(|e| t >= e) {
+            return None;
+        }
+        Some(t)
+    }
+
+    /// Starts the next flow at `t` and draws the start after it.
+    fn start_flow(&mut self, t: i64) {
+        let d = loop {
+            let d = self.model.aggregate.sample_flow(&mut self.rng);
+            self.next_start_ns += d.gap_s * NS / (self.cfg.multiplier * self.cfg.arrival_scale);
+            if self.allowed[d.kind.index()] {
+                break d;
+            }
+        };
+        if t > self.next_start_ns.round() as i64 {
+            self.stats.delayed_starts += 1;
+        }
+        if let Some(n) = &mut self.starts_left {
+            *n -= 1;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let proto = match d.kind {
+            FlowKind::Connected => Proto::Tcp,
+            FlowKind::Unconnected if d.ip_proto == 1 || d.ip_proto == 58 => Proto::IcmpEcho,
+            // UDP, and other port-based protocols (SCTP, DCCP, UDP-Lite) sent as UDP
+            FlowKind::Unconnected => Proto::Udp,
+            FlowKind::NoFlow => Proto::Arp,
+        };
+        let flow = LiveFlow {
+            id,
+            kind: d.kind,
+            proto,
+            v6: d.v6,
+            server_port: d.server_port,
+            client_rank: d.client_rank,
+            server_rank: d.server_rank,
+            rng: SplitMix64::for_item(self.cfg.seed, id),
+            phase: if proto == Proto::Tcp { Phase::Handshake(0) } else { Phase::Data },
+            t_ns: t,
+            token: self.lstm[d.kind.index()].as_ref().map_or(0, LeanLstm::start_token),
+            packets: 0,
+            skipped: 0,
+            ip_hdr: if d.v6 { 40 } else { 20 },
+            l4_hdr: if proto == Proto::Tcp { 20 } else { 8 },
+            queue: VecDeque::with_capacity(LOOKAHEAD + 4),
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.flows[s as usize] = Some(flow);
+                s
+            }
+            None => {
+                self.flows.push(Some(flow));
+                self.h.resize(self.flows.len() * self.hidden, 0.0);
+                self.c.resize(self.flows.len() * self.hidden, 0.0);
+                (self.flows.len() - 1) as u32
+            }
+        };
+        let range = slot as usize * self.hidden..(slot as usize + 1) * self.hidden;
+        self.h[range.clone()].fill(0.0);
+        self.c[range].fill(0.0);
+        self.live += 1;
+        self.stats.peak_live = self.stats.peak_live.max(self.live);
+        self.stats.flows[d.kind.index()] += 1;
+        // its first packet leaves at t; the round that fills it runs when it is popped
+        self.heap.push(Reverse((t, id, slot)));
+    }
+
+    /// Steps every flow whose look-ahead is short (at most one packet) until it has
+    /// `LOOKAHEAD` packets or is done.
+    fn round(&mut self) {
+        self.stats.rounds += 1;
+        for s in 0..self.flows.len() {
+            let short = self.flows[s].as_ref().is_some_and(|f| f.phase != Phase::Done && f.queue.len() <= 1);
+            if short {
+                self.fill(s);
+            }
+        }
+    }
+
+    fn fill(&mut self, s: usize) {
+        let Some(mut f) = self.flows[s].take() else { return };
+        while f.queue.len() < LOOKAHEAD && f.phase != Phase::Done {
+            self.advance(&mut f, s);
+        }
+        self.flows[s] = Some(f);
+    }
+
+    /// Generates the next packet(s) of flow `f` (slot `s`).
+    fn advance(&mut self, f: &mut LiveFlow, s: usize) {
+        let mult = self.cfg.multiplier;
+        match f.phase {
+            Phase::Handshake(n) => {
+                let role = [Role::Syn, Role::SynAck, Role::Ack][n as usize];
+                let (dt, head_size) = self.heads.sample(role, &mut f.rng);
+                let dt = if n == 0 { 0.0 } else { dt };
+                if n == 0 {
+                    // the SYN's options as the wire stage will lay them out for this size (head
+                    // sizes are IPv4 lengths); timestamps come with the 20-byte layout
+                    let want = head_size.saturating_sub(40) as usize;
+                    let opts = syn_options::LENGTHS.iter().copied().filter(|&l| l <= want).max().unwrap_or(0) as u32;
+                    f.l4_hdr = 20 + opts;
+                }
+                let (dir, flags, size) = match n {
+                    0 => (Direction::Forward, TcpFlags::SYN, f.ip_hdr + f.l4_hdr),
+                    1 => (Direction::Backward, TcpFlags::SYN | TcpFlags::ACK, f.ip_hdr + f.l4_hdr),
+                    _ => {
+                        // from here on: data-segment options (timestamps or none)
+                        f.l4_hdr = if f.l4_hdr == 40 { 32 } else { 20 };
+                        (Direction::Forward, TcpFlags::ACK, f.ip_hdr + f.l4_hdr)
+                    }
+                };
+                push(f, dt * NS / mult, dir, size, flags);
+                f.phase = if n == 2 { Phase::Data } else { Phase::Handshake(n + 1) };
+            }
+            Phase::Data => {
+                if f.packets >= self.cfg.max_flow_packets {
+                    self.stats.truncated_flows += 1;
+                    self.close(f);
+                    return;
+                }
+                let Some(lstm) = self.lstm[f.kind.index()].as_ref() else {
+                    self.close(f);
+                    return;
+                };
+                let hd = self.hidden;
+                let sc = &mut self.scratch;
+                lstm.step(f.token, &mut self.h[s * hd..(s + 1) * hd], &mut self.c[s * hd..(s + 1) * hd], &mut sc.gates, &mut sc.logits);
+                let token = sample_logits(&sc.logits, &mut sc.weights, &mut f.rng);
+                self.stats.lstm_steps += 1;
+                f.token = token;
+                if token == lstm.end_token() {
+                    self.close(f);
+                    return;
+                }
+                let p = *self.bank.draw(token, &mut f.rng);
+                let dt_ns = p.time_diff_s * NS / mult;
+                let size = f.ip_hdr + f.l4_hdr + p.size.saturating_sub(p.header_len);
+                if f.proto == Proto::Tcp {
+                    let fl = TcpFlags(p.tcp_flags);
+                    if fl.has(TcpFlags::SYN) {
+                        // the handshake came from the heads already
+                        self.stats.skipped_tokens += 1;
+                        f.skipped += 1;
+                        if f.skipped > MAX_SKIPPED {
+                            self.close(f);
+                        }
+                        return;
+                    }
+                    if fl.has(TcpFlags::FIN) || fl.has(TcpFlags::RST) {
+                        // the LSTM closes the flow here; the heads say how
+                        f.t_ns += dt_ns.round() as i64;
+                        self.close(f);
+                        return;
+                    }
+                    push(f, dt_ns, p.direction, size, (p.tcp_flags & TcpFlags::PSH) | TcpFlags::ACK);
+                } else {
+                    push(f, dt_ns, p.direction, size, 0);
+                }
+            }
+            Phase::Done => {}
+        }
+    }
+
+    /// Ends a flow: the TCP teardown from the heads, then `last` on its final packet.
+    fn close(&mut self, f: &mut LiveFlow) {
+        if f.proto == Proto::Tcp && f.packets > 0 {
+            let (close, client_first) = self.heads.sample_close(&mut f.rng);
+            let (a, b) = if client_first { (Direction::Forward, Direction::Backward) } else { (Direction::Backward, Direction::Forward) };
+            const FA: u16 = TcpFlags::FIN | TcpFlags::ACK;
+            let steps: &[(Role, Direction, u16)] = match close {
+                Close::FourWay => &[(Role::FinFirst, a, FA), (Role::FinAck, b, TcpFlags::ACK), (Role::FinSecond, b, FA), (Role::LastAck, a, TcpFlags::ACK)],
+                Close::ThreeWay => &[(Role::FinFirst, a, FA), (Role::FinSecond, b, FA), (Role::LastAck, a, TcpFlags::ACK)],
+                Close::Rst => &[(Role::Rst, a, TcpFlags::RST | TcpFlags::ACK)],
+                Close::None => &[],
+            };
+            for &(role, dir, flags) in steps {
+                let (dt, _) = self.heads.sample(role, &mut f.rng);
+                // control segments carry no payload
+                let size = f.ip_hdr + if flags & TcpFlags::RST != 0 { 20 } else { f.l4_hdr };
+                push(f, dt * NS / self.cfg.multiplier, dir, size, flags);
+            }
+        }
+        if let Some(l) = f.queue.back_mut() {
+            l.last = true;
+        }
+        f.phase = Phase::Done;
+    }
+
+    fn release(&mut self, slot: u32) {
+        self.flows[slot as usize] = None;
+        self.free.push(slot);
+        self.live -= 1;
+    }
+}
+
+/// Appends a packet `dt_ns` after the flow's previous one.
+fn push(f: &mut LiveFlow, dt_ns: f64, direction: Direction, size: u32, tcp_flags: u16) {
+    if f.packets > 0 {
+        f.t_ns += dt_ns.max(0.0).round() as i64;
+    }
+    f.packets += 1;
+    f.queue.push_back(SynthPacket {
+        flow_id: f.id,
+        proto: f.proto,
+        ip_version: if f.v6 { 6 } else { 4 },
+        direction,
+        ts_ns: f.t_ns,
+        size,
+        tcp_flags,
+        server_port: f.server_port,
+        client_rank: f.client_rank,
+        server_rank: f.server_rank,
+        last: false,
+    });
+}
+
+impl Iterator for Engine<'_> {
+    type Item = SynthPacket;
+
+    fn next(&mut self) -> Option<SynthPacket> {
+        loop {
+            let top = self.heap.peek().map(|Reverse((t, _, _))| *t);
+            if let Some(t) = self.start_due().filter(|&t| top.is_none_or(|top| t <= top)) {
+                self.start_flow(t);
+                continue;
+            }
+            let Reverse((t, _, slot)) = self.heap.pop()?;
+            if self.end_ns.is_some_and(|e| t >= e) {
+                // every later packet is past the end too
+                self.heap.clear();
+                return None;
+            }
+            let s = slot as usize;
+            let (ready, done) = self.flows[s].as_ref().map_or((0, true), |f| (f.queue.len(), f.phase == Phase::Done));
+            if !done && ready <= 1 {
+                // keep one packet of look-ahead so the last packet of a flow is known as such
+                self.round();
+            }
+            let Some(f) = self.flows[s].as_mut() else { continue };
+            let Some(p) = f.queue.pop_front() else {
+                // ended without (more) packets
+                self.release(slot);
+                continue;
+            };
+            if p.ts_ns > t {
+                // the popped key was a lower bound (a new flow or an empty look-ahead)
+                f.queue.push_front(p);
+                self.heap.push(Reverse((p.ts_ns, f.id, slot)));
+                continue;
+            }
+            match f.queue.front() {
+                Some(n) => self.heap.push(Reverse((n.ts_ns, f.id, slot))),
+                None if f.phase == Phase::Done => self.release(slot),
+                None => self.heap.push(Reverse((p.ts_ns, f.id, slot))),
+            }
+            self.clock = p.ts_ns;
+            self.stats.packets[p.kind().index()] += 1;
+            return Some(p);
+        }
+    }
+}
+
+/// Packet and bit rate of a model's traffic at `arrival_scale` 1 (measured, not assumed).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Rate {
+    pub pps: f64,
+    /// Bits per second on the wire (Ethernet header included, no preamble/FCS).
+    pub bps: f64,
+}
+
+impl Engine<'_> {
+    /// Measures the rate of the model's traffic with this config on its first
+    /// `sample_packets` packets (a pilot run: same seed, so deterministic). `--pps`/`--mbps`
+    /// targets divide by it to get `arrival_scale`.
+    pub fn pilot_rate(model: &Model, cfg: &EngineConfig, sample_packets: usize) -> Result<Rate, EngineError> {
+        let cfg = EngineConfig { arrival_scale: 1.0, ..cfg.clone() };
+        let mut e = Engine::new(model, cfg)?;
+        let (mut n, mut bits, mut last) = (0u64, 0f64, 0i64);
+        for p in e.by_ref().take(sample_packets.max(2)) {
+            n += 1;
+            bits += f64::from(p.size + 14) * 8.0;
+            last = p.ts_ns;
+        }
+        let span = (last as f64 / NS).max(1e-9);
+        Ok(Rate { pps: n as f64 / span, bps: bits / span })
+    }
+}
