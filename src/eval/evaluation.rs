@@ -83,7 +83,7 @@ pub struct Evaluation {
 pub fn evaluate_pair(real: &Path, synthetic: &Path, opts: &EvalOptions) -> Result<Evaluation, EvalError> {
     let reference = TrafficSummary::from_capture(real, "real", &opts.flow)?;
     let synth = TrafficSummary::from_capture(synthetic, "synthetic", &opts.flow)?;
-    let baseline = independent_marginals(&reference, reference.ip_packets(), opts.seed, &opts.flow, "baseline");
+    let baseline = independent_marginals(&reference, reference.ip_packets(), opts.seed, &opts.flow, "independent marginals of real");
     Ok(Evaluation {
         synthetic: Some(Arm::new(&reference, synth)),
         floor: None,
@@ -107,7 +107,7 @@ pub fn evaluate_split(
     let split = split_capture(capture, fraction, work_dir)?;
     let reference = TrafficSummary::from_capture(&split.held_out, "held-out", &opts.flow)?;
     let train = TrafficSummary::from_capture(&split.train, "first part", &opts.flow)?;
-    let baseline = independent_marginals(&train, reference.ip_packets(), opts.seed, &opts.flow, "baseline");
+    let baseline = independent_marginals(&train, reference.ip_packets(), opts.seed, &opts.flow, "independent marginals of first part");
     let synthetic = match synthetic {
         Some(make) => {
             let path = make(&split.train, split.held_out_span).map_err(EvalError::Synthetic)?;

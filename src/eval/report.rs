@@ -183,7 +183,7 @@ impl Report {
         if let Some(i) = &self.floor {
             let _ = writeln!(w, "floor      {}", info_line(i));
         }
-        let _ = writeln!(w, "baseline   {} (independent marginals, seed {})", info_line(&self.baseline), self.seed);
+        let _ = writeln!(w, "baseline   {} (seed {})", info_line(&self.baseline), self.seed);
         let _ = writeln!(w);
         let _ = writeln!(
             w,
@@ -454,7 +454,7 @@ fn cdf_svg(title: &str, s: &[Series<'_>], q: Continuous, log: bool) -> Result<St
             .y_label_area_size(40)
             .build_cartesian_2d(lo..hi, 0f64..1.0)
             .map_err(|e| pe(e.to_string()))?;
-        let fmt_x = |v: &f64| if log { num(Some(10f64.powf(*v))) } else { num(Some(*v)) };
+        let fmt_x = |v: &f64| if log { format!("{:.0e}", 10f64.powf(*v)) } else { num(Some(*v)) };
         chart
             .configure_mesh()
             .x_labels(6)
@@ -514,7 +514,8 @@ fn bars_svg(title: &str, s: &[Series<'_>], cats: &[(String, Vec<f64>)], y_desc: 
             .margin(8)
             .x_label_area_size(30)
             .y_label_area_size(40)
-            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), ymin..ymax * 1.05)
+            // headroom above the bars for the legend
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), ymin..ymax * 1.4)
             .map_err(|e| pe(e.to_string()))?;
         let label = |x: &f64| {
             let i = x.round();
