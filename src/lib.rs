@@ -20,5 +20,6 @@ pub mod text_position;
 pub mod torch;
 pub mod wire;
 pub mod daemon;
+pub mod eval;
 pub mod validate;
 pub mod sink;

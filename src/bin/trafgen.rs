@@ -46,6 +46,13 @@ enum Cmd {
     /// Train the NeCSTGen-style models (packet VAE + GMM, flow LSTMs per kind, aggregate GMM)
     /// from captures and write a model directory (manifest.toml + safetensors).
     Train(TrainArgs),
+    /// Measure how close synthetic traffic is to real traffic: NetShare's JSD/EMD metrics and
+    /// flow-structure metrics, next to a floor (real vs real) and an independent-marginals
+    /// baseline, with tolerances and verdicts.
+    #[command(after_help = "Usage: `trafgen eval REAL SYNTH` compares two captures (the baseline is fitted \
+        on REAL); `trafgen eval --split 0.5 CAPTURE` splits one capture by time and compares the held-out \
+        part with the first part (floor) and the baseline fitted on the first part.")]
+    Eval(EvalArgs),
     /// Print the version, the libtorch this build links and whether CUDA is usable.
     Version,
 }
@@ -81,6 +88,31 @@ struct TrainArgs {
     /// VAE latent dimensions.
     #[arg(long, default_value_t = 4)]
     latent: i64,
+    #[command(flatten)]
+    flow: FlowArgs,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// REAL and SYNTH captures; with --split, the one capture to split.
+    #[arg(required = true, num_args = 1..=2, value_name = "CAPTURE")]
+    captures: Vec<PathBuf>,
+    /// Split the capture by time at this fraction of its span (0 < F < 1): the later part is
+    /// the reference, the first part the floor and what the baseline is fitted on.
+    #[arg(long, value_name = "F")]
+    split: Option<f64>,
+    /// Keep the split parts in DIR (default: a temporary directory, removed at the end).
+    #[arg(long, value_name = "DIR", requires = "split")]
+    split_dir: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also write a self-contained HTML report (table and CDF/bar charts as inline SVG).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Seed of the independent-marginals baseline.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     #[command(flatten)]
     flow: FlowArgs,
 }
@@ -527,6 +559,50 @@ fn train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+fn eval(args: &EvalArgs) -> Result<()> {
+    use clap::CommandFactory;
+    use trafgen::eval::{self, EvalOptions, Report, SyntheticArm};
+    let usage = |msg: &str| -> ! {
+        Cli::command().error(clap::error::ErrorKind::WrongNumberOfValues, msg).exit();
+    };
+    let opts = EvalOptions { flow: args.flow.config()?, seed: args.seed };
+    let evaluation = match (args.split, args.captures.as_slice()) {
+        (None, [real, synth]) => eval::evaluate_pair(real, synth, &opts)?,
+        (None, _) => usage("eval needs two captures, REAL and SYNTH (or --split F and one capture)"),
+        (Some(f), [capture]) => {
+            let (dir, temporary) = match &args.split_dir {
+                Some(d) => (d.clone(), false),
+                None => (std::env::temp_dir().join(format!("trafgen-eval-{}", std::process::id())), true),
+            };
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            // TODO(generate): the synthetic arm, once the model-driven generator lands: train a
+            // model on the first part (`train`, a pcap) and generate `span.duration_s()` seconds
+            // of traffic starting at `span.start_ns` into a capture under `dir`; return its path.
+            let synthetic: Option<SyntheticArm> = None;
+            let result = eval::evaluate_split(capture, f, &dir, &opts, synthetic);
+            if temporary {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            result?
+        }
+        (Some(_), _) => usage("eval --split takes exactly one capture"),
+    };
+    let report = Report::new(&evaluation);
+    // the file first, so that a closed stdout (`| head`) cannot lose it
+    if let Some(path) = &args.html {
+        let page = eval::report::html(&evaluation, &report)?;
+        std::fs::write(path, page).with_context(|| format!("writing the HTML report to {}", path.display()))?;
+    }
+    let mut out = if args.json { serde_json::to_string_pretty(&report)? + "\n" } else { report.to_text() };
+    if let (Some(path), false) = (&args.html, args.json) {
+        out += &format!("html       {}\n", path.display());
+    }
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing the report to stdout"),
+        _ => Ok(()),
+    }
+}
+
 /// Prints a failed command's error once (causes not already in its message follow), without a
 /// backtrace: user errors name the file and field; backtraces are for bugs.
 fn main() {
@@ -555,6 +631,7 @@ fn run() -> Result<()> {
         Cmd::Generate(args) => generate(args),
         Cmd::Validate(args) => validate(args),
         Cmd::Train(args) => train(args),
+        Cmd::Eval(args) => eval(args),
         Cmd::Version => {
             let info = trafgen::torch::info();
             println!("trafgen {}", env!("CARGO_PKG_VERSION"));
