@@ -161,3 +161,39 @@ pub fn generate(
         seconds: t0.elapsed().as_secs_f64(),
     })
 }
+
+/// Errors of [`train_and_generate`].
+#[derive(Debug, thiserror::Error)]
+pub enum TrainGenerateError {
+    #[error(transparent)]
+    Train(#[from] crate::model::train::TrainError),
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+}
+
+/// The synthetic arm of a time-split evaluation: trains a model on `train` (a capture) and
+/// generates `duration_ns` of traffic starting at `start_ns` into `out` (pcap). Returns what
+/// generation did.
+pub fn train_and_generate(
+    train: &Path,
+    train_opts: &crate::model::train::TrainOptions,
+    engine: &EngineConfig,
+    start_ns: i64,
+    duration_ns: i64,
+    out: &Path,
+) -> Result<GenerateSummary, TrainGenerateError> {
+    let model = crate::model::train::train(&[train.to_path_buf()], train_opts, &mut |_| {})?;
+    let opts = GenerateOptions {
+        engine: engine.clone(),
+        packets: None,
+        flows: None,
+        duration_s: Some(duration_ns.max(1) as f64 / 1e9),
+        pps: None,
+        mbps: None,
+        start_ns,
+        wire: WireConfig::default(),
+        format: OutputFormat::Pcap,
+    };
+    let never = AtomicBool::new(false);
+    Ok(generate(&model, &opts, out, &never, &mut |_, _| {})?)
+}

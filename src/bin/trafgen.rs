@@ -110,9 +110,15 @@ struct EvalArgs {
     /// Also write a self-contained HTML report (table and CDF/bar charts as inline SVG).
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
-    /// Seed of the independent-marginals baseline.
+    /// Seed of the independent-marginals baseline, and of training and generation (--split).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Training epochs of the model the synthetic arm learns from the first part (--split).
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    /// With --split: leave out the synthetic arm (floor and baseline only).
+    #[arg(long, requires = "split")]
+    no_synthetic: bool,
     #[command(flatten)]
     flow: FlowArgs,
 }
@@ -575,10 +581,17 @@ fn eval(args: &EvalArgs) -> Result<()> {
                 None => (std::env::temp_dir().join(format!("trafgen-eval-{}", std::process::id())), true),
             };
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            // TODO(generate): the synthetic arm, once the model-driven generator lands: train a
-            // model on the first part (`train`, a pcap) and generate `span.duration_s()` seconds
-            // of traffic starting at `span.start_ns` into a capture under `dir`; return its path.
-            let synthetic: Option<SyntheticArm> = None;
+            // the synthetic arm: a model trained on the first part generates the held-out span
+            let out = dir.join("synthetic.pcap");
+            let (seed, epochs) = (args.seed, args.epochs);
+            let synthetic: Option<SyntheticArm> = (!args.no_synthetic).then(|| {
+                Box::new(move |train: &std::path::Path, span: trafgen::eval::HeldOutSpan| {
+                    let topts = trafgen::model::train::TrainOptions { epochs, seed, device: trafgen::torch::DeviceChoice::Cpu, ..Default::default() };
+                    let engine = trafgen::synth::EngineConfig { seed, ..Default::default() };
+                    trafgen::generate::train_and_generate(train, &topts, &engine, span.start_ns, span.duration_ns, &out)?;
+                    Ok(out)
+                }) as SyntheticArm
+            });
             let result = eval::evaluate_split(capture, f, &dir, &opts, synthetic);
             if temporary {
                 let _ = std::fs::remove_dir_all(&dir);
