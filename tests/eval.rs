@@ -118,7 +118,7 @@ fn split_reports_floor_and_baseline_without_a_synthetic_arm() {
     let dir = tempfile::tempdir().unwrap();
     let (a, _) = captures(dir.path());
     let keep = dir.path().join("parts");
-    let doc = json(&trafgen(&["eval", "--split", "0.5", s(&a), "--json", "--split-dir", s(&keep)]));
+    let doc = json(&trafgen(&["eval", "--split", "0.5", s(&a), "--json", "--split-dir", s(&keep), "--no-synthetic"]));
     assert_eq!(doc["mode"], "split");
     assert!(doc["synthetic"].is_null());
     let split = &doc["split"];
@@ -132,9 +132,13 @@ fn split_reports_floor_and_baseline_without_a_synthetic_arm() {
     // the two halves of the mix are alike on single fields
     assert!(row("jsd_ip_proto")["floor"].as_f64().unwrap() < 0.05);
     // the text form says there is no synthetic arm
-    let out = trafgen(&["eval", "--split", "0.5", s(&a)]);
+    let out = trafgen(&["eval", "--split", "0.5", s(&a), "--no-synthetic"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("no synthetic capture") && text.contains("floor"), "{text}");
+    // by default a model trained on the first half generates the held-out span
+    let doc = json(&trafgen(&["eval", "--split", "0.5", s(&a), "--json", "--epochs", "3"]));
+    assert!(!doc["synthetic"].is_null());
+    assert!(rows(&doc).iter().any(|r| !r["synthetic"].is_null()), "{doc}");
 }
 
 #[test]
@@ -171,7 +175,7 @@ fn data_tier_eval_split_on_a_real_capture() {
     let root = std::env::var_os("TRAFGEN_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    let path = root.join("pcap").join("tcpreplay_test_lan-2010.pcap");
+    let path = root.join("pcap").join("iot-sentinel").join("HueSwitch_Setup-A-1-STA.pcap");
     if !path.exists() {
         eprintln!("data tier skipped: {} not found", path.display());
         return;
@@ -181,14 +185,17 @@ fn data_tier_eval_split_on_a_real_capture() {
     while reader.next_record().unwrap().is_some() {
         records += 1;
     }
-    let out = trafgen(&["eval", "--split", "0.5", s(&path), "--json"]);
+    let out = trafgen(&["eval", "--split", "0.5", s(&path), "--json", "--epochs", "5"]);
     let doc = json(&out);
+    // the synthetic arm: a model trained on the first half generated the held-out span
+    assert!(!doc["synthetic"].is_null(), "{doc}");
+    assert_eq!(doc["synthetic"]["validity"]["violations_total"], 0, "{}", doc["synthetic"]);
     let split = &doc["split"];
     assert_eq!(split["train_records"].as_u64().unwrap() + split["held_out_records"].as_u64().unwrap(), records);
     assert_eq!(rows(&doc).len(), METRICS.len());
     let row = |n: &str| rows(&doc).iter().find(|r| r["name"] == n).unwrap().clone();
     let (floor, base) = (row("ks_flow_bytes")["floor"].as_f64().unwrap(), row("ks_flow_bytes")["baseline"].as_f64().unwrap());
     assert!(base > floor, "baseline {base} vs floor {floor}");
-    let text = trafgen(&["eval", "--split", "0.5", s(&path)]);
+    let text = trafgen(&["eval", "--split", "0.5", s(&path), "--no-synthetic"]);
     eprintln!("{}", String::from_utf8_lossy(&text.stdout));
 }

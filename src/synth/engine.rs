@@ -16,7 +16,7 @@
 //! This module does not build frames (that is [`crate::wire`]) or pace them.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 
 use super::{Proto, SynthPacket};
 use crate::capture::TcpFlags;
@@ -30,7 +30,13 @@ use crate::wire::emit::syn_options;
 
 const NS: f64 = 1e9;
 /// Packets generated ahead per flow in a round.
-const LOOKAHEAD: usize = 8;
+const LOOKAHEAD: usize = 12;
+/// A flow with this few packets ahead joins the next round. Rounds run when a flow is about to
+/// run dry; listing flows earlier than that makes rounds fewer and their LSTM batches larger.
+const LOW_WATER: usize = 4;
+/// Flows started ahead of their start time, so that new flows (most flows are short) reach
+/// the LSTM in batches rather than one per round.
+const START_AHEAD: usize = 64;
 /// Handshake tokens tolerated from a TCP flow's LSTM before the flow is closed.
 const MAX_SKIPPED: u32 = 16;
 
@@ -125,11 +131,91 @@ struct LiveFlow {
     packets: u32,
     /// LSTM tokens skipped in this flow (bounded, so a flow always ends).
     skipped: u32,
+    /// Listed in `Engine::short` (waiting for the next round).
+    listed: bool,
+    /// Its first packet has left.
+    begun: bool,
     /// Bytes of IP header, and of transport header on data packets (TCP: 32 once the SYN's
     /// options turned timestamps on); a packet's size is these plus the model's payload.
     ip_hdr: u32,
     l4_hdr: u32,
-    queue: VecDeque<SynthPacket>,
+    queue: Ahead,
+}
+
+/// What varies between a flow's packets (the rest is the flow's).
+#[derive(Clone, Copy, Debug, Default)]
+struct Pending {
+    ts_ns: i64,
+    size: u32,
+    tcp_flags: u16,
+    backward: bool,
+    last: bool,
+}
+
+/// A flow's look-ahead: a ring of 16 inline in the flow (no allocation, one cache region).
+#[derive(Clone, Debug, Default)]
+struct Ahead {
+    buf: [Pending; AHEAD_CAP],
+    head: u8,
+    len: u8,
+}
+
+/// LOOKAHEAD packets, plus a teardown (4) pushed when the look-ahead was one short.
+const AHEAD_CAP: usize = 16;
+const _: () = assert!(LOOKAHEAD + 4 <= AHEAD_CAP);
+
+impl Ahead {
+    fn len(&self) -> usize {
+        self.len as usize
+    }
+    fn slot(&self, i: usize) -> usize {
+        (self.head as usize + i) % AHEAD_CAP
+    }
+    fn push_back(&mut self, p: Pending) {
+        debug_assert!(self.len() < AHEAD_CAP);
+        let i = self.slot(self.len());
+        self.buf[i] = p;
+        self.len += 1;
+    }
+    fn pop_front(&mut self) -> Option<Pending> {
+        if self.len == 0 {
+            return None;
+        }
+        let p = self.buf[self.head as usize];
+        self.head = ((self.head as usize + 1) % AHEAD_CAP) as u8;
+        self.len -= 1;
+        Some(p)
+    }
+    fn push_front(&mut self, p: Pending) {
+        self.head = ((self.head as usize + AHEAD_CAP - 1) % AHEAD_CAP) as u8;
+        self.buf[self.head as usize] = p;
+        self.len += 1;
+    }
+    fn front(&self) -> Option<&Pending> {
+        (self.len > 0).then(|| &self.buf[self.head as usize])
+    }
+    fn back_mut(&mut self) -> Option<&mut Pending> {
+        let i = self.slot(self.len().checked_sub(1)?);
+        Some(&mut self.buf[i])
+    }
+}
+
+impl LiveFlow {
+    fn record(&self, p: &Pending) -> SynthPacket {
+        SynthPacket {
+            flow_id: self.id,
+            proto: self.proto,
+            ip_version: if self.v6 { 6 } else { 4 },
+            direction: if p.backward { Direction::Backward } else { Direction::Forward },
+            ts_ns: p.ts_ns,
+            size: p.size,
+            tcp_flags: p.tcp_flags,
+            server_port: self.server_port,
+            client_rank: self.client_rank,
+            server_rank: self.server_rank,
+            last: p.last,
+        }
+    }
 }
 
 /// The engine. Iterate it for packets in departure order.
@@ -148,6 +234,10 @@ pub struct Engine<'m> {
     free: Vec<u32>,
     live: usize,
     heap: BinaryHeap<Reverse<(i64, u64, u32)>>,
+    /// Slots of flows whose look-ahead ran short since the last round.
+    short: Vec<u32>,
+    /// Flows started whose first packet has not left yet.
+    unbegun: usize,
     rng: SplitMix64,
     next_id: u64,
     next_start_ns: f64,
@@ -155,12 +245,16 @@ pub struct Engine<'m> {
     clock: i64,
     starts_left: Option<u64>,
     end_ns: Option<i64>,
-    scratch: Scratch,
+    batch: Batch,
     stats: EngineStats,
 }
 
-struct Scratch {
-    gates: Vec<f32>,
+/// Buffers of a round's batched LSTM steps, kept between rounds.
+#[derive(Default)]
+struct Batch {
+    /// Per kind: the slots stepped in this pass and their input tokens.
+    slots: [Vec<usize>; 3],
+    tokens: [Vec<usize>; 3],
     logits: Vec<f32>,
     weights: Vec<f32>,
 }
@@ -203,13 +297,15 @@ impl<'m> Engine<'m> {
             free: Vec::new(),
             live: 0,
             heap: BinaryHeap::new(),
+            short: Vec::new(),
+            unbegun: 0,
             rng: SplitMix64::new(cfg.seed),
             next_id: 0,
             next_start_ns: 0.0,
             clock: 0,
             starts_left: None,
             end_ns: None,
-            scratch: Scratch { gates: vec![0.0; 4 * hidden], logits: vec![0.0; outputs], weights: vec![0.0; outputs] },
+            batch: Batch { weights: vec![0.0; outputs], ..Batch::default() },
             stats: EngineStats::default(),
             cfg,
         })
@@ -288,9 +384,11 @@ impl<'m> Engine<'m> {
             token: self.lstm[d.kind.index()].as_ref().map_or(0, LeanLstm::start_token),
             packets: 0,
             skipped: 0,
+            listed: true,
+            begun: false,
             ip_hdr: if d.v6 { 40 } else { 20 },
             l4_hdr: if proto == Proto::Tcp { 20 } else { 8 },
-            queue: VecDeque::with_capacity(LOOKAHEAD + 4),
+            queue: Ahead::default(),
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -312,101 +410,131 @@ impl<'m> Engine<'m> {
         self.stats.flows[d.kind.index()] += 1;
         // its first packet leaves at t; the round that fills it runs when it is popped
         self.heap.push(Reverse((t, id, slot)));
+        self.short.push(slot);
+        self.unbegun += 1;
     }
 
-    /// Steps every flow whose look-ahead is short (at most one packet) until it has
-    /// `LOOKAHEAD` packets or is done.
+    /// Fills every flow whose look-ahead ran short (at most one packet) since the last round
+    /// up to `LOOKAHEAD` packets (or its end). The flows advance in lock-step passes: each
+    /// pass does their handshake/teardown work one by one, then steps all that need their
+    /// LSTM in one batched call per kind ([`LeanLstm::step_many`]).
     fn round(&mut self) {
         self.stats.rounds += 1;
-        for s in 0..self.flows.len() {
-            let short = self.flows[s].as_ref().is_some_and(|f| f.phase != Phase::Done && f.queue.len() <= 1);
-            if short {
-                self.fill(s);
+        let mut active = std::mem::take(&mut self.short);
+        let mut b = std::mem::take(&mut self.batch);
+        loop {
+            for k in 0..3 {
+                b.slots[k].clear();
+                b.tokens[k].clear();
+            }
+            for &s in &active {
+                let Some(mut f) = self.flows[s as usize].take() else { continue };
+                f.listed = false;
+                if self.direct(&mut f) {
+                    b.slots[f.kind.index()].push(s as usize);
+                    b.tokens[f.kind.index()].push(f.token);
+                }
+                self.flows[s as usize] = Some(f);
+            }
+            if b.slots.iter().all(Vec::is_empty) {
+                break;
+            }
+            active.clear();
+            for k in 0..3 {
+                let n = b.slots[k].len();
+                let Some(lstm) = self.lstm[k].as_ref().filter(|_| n > 0) else { continue };
+                let out = lstm.outputs();
+                b.logits.resize(n * out, 0.0);
+                lstm.step_many(&b.tokens[k], &b.slots[k], &mut self.h, &mut self.c, &mut b.logits);
+                self.stats.lstm_steps += n as u64;
+                for (i, &s) in b.slots[k].iter().enumerate() {
+                    let Some(mut f) = self.flows[s].take() else { continue };
+                    let token = sample_logits(&b.logits[i * out..(i + 1) * out], &mut b.weights, &mut f.rng);
+                    self.consume(&mut f, token);
+                    self.flows[s] = Some(f);
+                    active.push(s as u32);
+                }
             }
         }
+        active.clear();
+        self.short = active;
+        self.batch = b;
     }
 
-    fn fill(&mut self, s: usize) {
-        let Some(mut f) = self.flows[s].take() else { return };
-        while f.queue.len() < LOOKAHEAD && f.phase != Phase::Done {
-            self.advance(&mut f, s);
-        }
-        self.flows[s] = Some(f);
-    }
-
-    /// Generates the next packet(s) of flow `f` (slot `s`).
-    fn advance(&mut self, f: &mut LiveFlow, s: usize) {
+    /// Does a flow's work that needs no LSTM (handshake, closing at the length cap) until it
+    /// is full, done, or needs an LSTM step (then true).
+    fn direct(&mut self, f: &mut LiveFlow) -> bool {
         let mult = self.cfg.multiplier;
-        match f.phase {
-            Phase::Handshake(n) => {
-                let role = [Role::Syn, Role::SynAck, Role::Ack][n as usize];
-                let (dt, head_size) = self.heads.sample(role, &mut f.rng);
-                let dt = if n == 0 { 0.0 } else { dt };
-                if n == 0 {
-                    // the SYN's options as the wire stage will lay them out for this size (head
-                    // sizes are IPv4 lengths); timestamps come with the 20-byte layout
-                    let want = head_size.saturating_sub(40) as usize;
-                    let opts = syn_options::LENGTHS.iter().copied().filter(|&l| l <= want).max().unwrap_or(0) as u32;
-                    f.l4_hdr = 20 + opts;
-                }
-                let (dir, flags, size) = match n {
-                    0 => (Direction::Forward, TcpFlags::SYN, f.ip_hdr + f.l4_hdr),
-                    1 => (Direction::Backward, TcpFlags::SYN | TcpFlags::ACK, f.ip_hdr + f.l4_hdr),
-                    _ => {
-                        // from here on: data-segment options (timestamps or none)
-                        f.l4_hdr = if f.l4_hdr == 40 { 32 } else { 20 };
-                        (Direction::Forward, TcpFlags::ACK, f.ip_hdr + f.l4_hdr)
+        while f.queue.len() < LOOKAHEAD {
+            match f.phase {
+                Phase::Done => return false,
+                Phase::Handshake(n) => {
+                    let role = [Role::Syn, Role::SynAck, Role::Ack][n as usize];
+                    let (dt, head_size) = self.heads.sample(role, &mut f.rng);
+                    let dt = if n == 0 { 0.0 } else { dt };
+                    if n == 0 {
+                        // the SYN's options as the wire stage will lay them out for this size
+                        // (head sizes are IPv4 lengths); timestamps come with the 20-byte layout
+                        let want = head_size.saturating_sub(40) as usize;
+                        let opts = syn_options::LENGTHS.iter().copied().filter(|&l| l <= want).max().unwrap_or(0) as u32;
+                        f.l4_hdr = 20 + opts;
                     }
-                };
-                push(f, dt * NS / mult, dir, size, flags);
-                f.phase = if n == 2 { Phase::Data } else { Phase::Handshake(n + 1) };
-            }
-            Phase::Data => {
-                if f.packets >= self.cfg.max_flow_packets {
-                    self.stats.truncated_flows += 1;
-                    self.close(f);
-                    return;
-                }
-                let Some(lstm) = self.lstm[f.kind.index()].as_ref() else {
-                    self.close(f);
-                    return;
-                };
-                let hd = self.hidden;
-                let sc = &mut self.scratch;
-                lstm.step(f.token, &mut self.h[s * hd..(s + 1) * hd], &mut self.c[s * hd..(s + 1) * hd], &mut sc.gates, &mut sc.logits);
-                let token = sample_logits(&sc.logits, &mut sc.weights, &mut f.rng);
-                self.stats.lstm_steps += 1;
-                f.token = token;
-                if token == lstm.end_token() {
-                    self.close(f);
-                    return;
-                }
-                let p = *self.bank.draw(token, &mut f.rng);
-                let dt_ns = p.time_diff_s * NS / mult;
-                let size = f.ip_hdr + f.l4_hdr + p.size.saturating_sub(p.header_len);
-                if f.proto == Proto::Tcp {
-                    let fl = TcpFlags(p.tcp_flags);
-                    if fl.has(TcpFlags::SYN) {
-                        // the handshake came from the heads already
-                        self.stats.skipped_tokens += 1;
-                        f.skipped += 1;
-                        if f.skipped > MAX_SKIPPED {
-                            self.close(f);
+                    let (dir, flags, size) = match n {
+                        0 => (Direction::Forward, TcpFlags::SYN, f.ip_hdr + f.l4_hdr),
+                        1 => (Direction::Backward, TcpFlags::SYN | TcpFlags::ACK, f.ip_hdr + f.l4_hdr),
+                        _ => {
+                            // from here on: data-segment options (timestamps or none)
+                            f.l4_hdr = if f.l4_hdr == 40 { 32 } else { 20 };
+                            (Direction::Forward, TcpFlags::ACK, f.ip_hdr + f.l4_hdr)
                         }
-                        return;
-                    }
-                    if fl.has(TcpFlags::FIN) || fl.has(TcpFlags::RST) {
-                        // the LSTM closes the flow here; the heads say how
-                        f.t_ns += dt_ns.round() as i64;
+                    };
+                    push(f, dt * NS / mult, dir, size, flags);
+                    f.phase = if n == 2 { Phase::Data } else { Phase::Handshake(n + 1) };
+                }
+                Phase::Data => {
+                    if f.packets >= self.cfg.max_flow_packets {
+                        self.stats.truncated_flows += 1;
                         self.close(f);
-                        return;
+                    } else if self.lstm[f.kind.index()].is_none() {
+                        self.close(f);
+                    } else {
+                        return true;
                     }
-                    push(f, dt_ns, p.direction, size, (p.tcp_flags & TcpFlags::PSH) | TcpFlags::ACK);
-                } else {
-                    push(f, dt_ns, p.direction, size, 0);
                 }
             }
-            Phase::Done => {}
+        }
+        false
+    }
+
+    /// Acts on the token a flow's LSTM produced: a packet, the flow's end, or a skipped
+    /// handshake token.
+    fn consume(&mut self, f: &mut LiveFlow, token: usize) {
+        f.token = token;
+        if self.lstm[f.kind.index()].as_ref().is_none_or(|l| token == l.end_token()) {
+            self.close(f);
+            return;
+        }
+        let p = self.bank.draw(token, &mut f.rng);
+        let dt_ns = p.time_diff_s * NS / self.cfg.multiplier;
+        let size = f.ip_hdr + f.l4_hdr + p.size.saturating_sub(p.header_len);
+        if f.proto != Proto::Tcp {
+            push(f, dt_ns, p.direction, size, 0);
+            return;
+        }
+        let fl = TcpFlags(p.tcp_flags);
+        if fl.has(TcpFlags::SYN) {
+            // the handshake came from the heads already
+            self.stats.skipped_tokens += 1;
+            f.skipped += 1;
+            if f.skipped > MAX_SKIPPED {
+                self.close(f);
+            }
+        } else if fl.has(TcpFlags::FIN) || fl.has(TcpFlags::RST) {
+            // the LSTM closes the flow here; the heads say how
+            f.t_ns += dt_ns.round() as i64;
+            self.close(f);
+        } else {
+            push(f, dt_ns, p.direction, size, (p.tcp_flags & TcpFlags::PSH) | TcpFlags::ACK);
         }
     }
 
@@ -448,19 +576,7 @@ fn push(f: &mut LiveFlow, dt_ns: f64, direction: Direction, size: u32, tcp_flags
         f.t_ns += dt_ns.max(0.0).round() as i64;
     }
     f.packets += 1;
-    f.queue.push_back(SynthPacket {
-        flow_id: f.id,
-        proto: f.proto,
-        ip_version: if f.v6 { 6 } else { 4 },
-        direction,
-        ts_ns: f.t_ns,
-        size,
-        tcp_flags,
-        server_port: f.server_port,
-        client_rank: f.client_rank,
-        server_rank: f.server_rank,
-        last: false,
-    });
+    f.queue.push_back(Pending { ts_ns: f.t_ns, size, tcp_flags, backward: direction == Direction::Backward, last: false });
 }
 
 impl Iterator for Engine<'_> {
@@ -469,7 +585,8 @@ impl Iterator for Engine<'_> {
     fn next(&mut self) -> Option<SynthPacket> {
         loop {
             let top = self.heap.peek().map(|Reverse((t, _, _))| *t);
-            if let Some(t) = self.start_due().filter(|&t| top.is_none_or(|top| t <= top)) {
+            // start every flow due before the next packet, and a few beyond (see START_AHEAD)
+            if let Some(t) = self.start_due().filter(|&t| top.is_none_or(|top| t <= top) || self.unbegun < START_AHEAD) {
                 self.start_flow(t);
                 continue;
             }
@@ -482,12 +599,17 @@ impl Iterator for Engine<'_> {
             let s = slot as usize;
             let (ready, done) = self.flows[s].as_ref().map_or((0, true), |f| (f.queue.len(), f.phase == Phase::Done));
             if !done && ready <= 1 {
-                // keep one packet of look-ahead so the last packet of a flow is known as such
+                // keep one packet of look-ahead so the last packet of a flow is known as such;
+                // this flow is listed as short, with every other flow that ran short since
                 self.round();
             }
             let Some(f) = self.flows[s].as_mut() else { continue };
             let Some(p) = f.queue.pop_front() else {
                 // ended without (more) packets
+                let begun = f.begun;
+                if !begun {
+                    self.unbegun -= 1;
+                }
                 self.release(slot);
                 continue;
             };
@@ -496,6 +618,15 @@ impl Iterator for Engine<'_> {
                 f.queue.push_front(p);
                 self.heap.push(Reverse((p.ts_ns, f.id, slot)));
                 continue;
+            }
+            if !f.begun {
+                f.begun = true;
+                self.unbegun -= 1;
+            }
+            let p = f.record(&p);
+            if f.queue.len() <= LOW_WATER && f.phase != Phase::Done && !f.listed {
+                f.listed = true;
+                self.short.push(slot);
             }
             match f.queue.front() {
                 Some(n) => self.heap.push(Reverse((n.ts_ns, f.id, slot))),
