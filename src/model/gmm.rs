@@ -82,6 +82,9 @@ pub struct GmmFitOptions {
     pub max_points_for_selection: usize,
     /// EM runs from different k-means++ seeds per K in the search; the best likelihood wins.
     pub restarts: usize,
+    /// The final refit runs on a seeded subsample of at most this many points (EM holds an
+    /// `N × K` responsibility matrix, so this bounds its memory on large captures).
+    pub max_points_for_fit: usize,
 }
 
 impl Default for GmmFitOptions {
@@ -95,6 +98,7 @@ impl Default for GmmFitOptions {
             seed: 0,
             max_points_for_selection: 50_000,
             restarts: 2,
+            max_points_for_fit: 1_000_000,
         }
     }
 }
@@ -426,7 +430,8 @@ impl GmmFitOptions {
 impl Gmm {
     /// Fits a GMM to the rows of `x` (`[N, D]`, any float kind): for each K in
     /// `k_min..=k_max`, k-means++ then EM (best of `restarts`) on a subsample of at most
-    /// `max_points_for_selection` rows; the K with the lowest BIC is then refitted on all rows.
+    /// `max_points_for_selection` rows; the K with the lowest BIC is then refitted on all rows
+    /// (at most `max_points_for_fit` of them, a seeded subsample).
     pub fn fit(x: &Tensor, opts: &GmmFitOptions) -> Result<GmmFit, GmmError> {
         opts.check()?;
         let size = x.size();
@@ -477,7 +482,9 @@ impl Gmm {
         let (_, k, run) = best.expect("k_min <= k_max and k_min <= N, so some K was tried");
         let (p, log_likelihood, iterations) = if n_sel < n {
             let mut rng = SplitMix64::for_item(opts.seed, u64::MAX);
-            Data::new(&xc, opts.reg_covar).em(run.0, opts, &mut rng)?
+            let fit_points = opts.max_points_for_fit.max(sel_points);
+            let all = if n > fit_points { xc.index_select(0, &subsample(n, fit_points, &mut rng)) } else { xc.shallow_clone() };
+            Data::new(&all, opts.reg_covar).em(run.0, opts, &mut rng)?
         } else {
             run
         };

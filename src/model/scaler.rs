@@ -19,10 +19,15 @@ const MIN_STD: f64 = 1e-6;
 impl Scaler {
     /// Fits on `rows` of `dim` columns (flat, row-major).
     pub fn fit(rows: &[f32], dim: usize) -> Scaler {
-        let n = (rows.len() / dim).max(1) as f64;
+        Self::fit_by(dim, rows.len() / dim, |i| &rows[i * dim..(i + 1) * dim])
+    }
+
+    /// Fits on `n` rows of `dim` columns given by `row(i)` (no copy of the rows is made).
+    pub fn fit_by<'a>(dim: usize, n_rows: usize, row: impl Fn(usize) -> &'a [f32]) -> Scaler {
+        let n = n_rows.max(1) as f64;
         let mut mean = vec![0f64; dim];
         let (mut min, mut max) = (vec![f64::INFINITY; dim], vec![f64::NEG_INFINITY; dim]);
-        for r in rows.chunks_exact(dim) {
+        for r in (0..n_rows).map(&row) {
             for (i, x) in r.iter().enumerate() {
                 let x = f64::from(*x);
                 mean[i] += x;
@@ -37,7 +42,7 @@ impl Scaler {
         }
         mean.iter_mut().for_each(|m| *m /= n);
         let mut var = vec![0f64; dim];
-        for r in rows.chunks_exact(dim) {
+        for r in (0..n_rows).map(&row) {
             for ((v, x), m) in var.iter_mut().zip(r).zip(&mean) {
                 let d = f64::from(*x) - m;
                 *v += d * d;

@@ -40,6 +40,9 @@ pub struct TrainOptions {
     pub max_lstm_windows: usize,
     /// Packet rows visited per VAE epoch (a fresh seeded sample each epoch).
     pub vae_rows_per_epoch: usize,
+    /// Training rows the VAE holds as a tensor at most (a seeded sample when there are more;
+    /// held-out rows: an eighth of it). Bounds training memory on large captures.
+    pub vae_max_rows: usize,
     /// LSTM windows visited per epoch.
     pub lstm_windows_per_epoch: usize,
     pub aggregate_k_max: usize,
@@ -68,6 +71,7 @@ impl Default for TrainOptions {
             window: 32,
             max_lstm_windows: 50_000,
             vae_rows_per_epoch: 250_000,
+            vae_max_rows: 2_000_000,
             lstm_windows_per_epoch: 8_000,
             aggregate_k_max: 8,
             patience: 3,
@@ -107,6 +111,24 @@ fn rows_tensor(ds: &Dataset, rows: &[usize], device: Device) -> Tensor {
         v.extend_from_slice(ds.row(r));
     }
     Tensor::from_slice(&v).view([rows.len() as i64, PACKET_DIM as i64]).to_device(device)
+}
+
+/// Rows per chunk when encoding or labelling all packets.
+const CHUNK_ROWS: usize = 65_536;
+
+/// At most `max` of `rows`, a seeded sample kept in the original order (all when fewer).
+fn bounded_sample(rows: &[usize], max: usize, rng: &mut SplitMix64) -> Vec<usize> {
+    if rows.len() <= max {
+        return rows.to_vec();
+    }
+    let mut idx: Vec<usize> = (0..rows.len()).collect();
+    for i in 0..max {
+        let j = i + rng.below((rows.len() - i) as u64) as usize;
+        idx.swap(i, j);
+    }
+    let mut pick = idx[..max].to_vec();
+    pick.sort_unstable();
+    pick.into_iter().map(|i| rows[i]).collect()
 }
 
 /// Trains the three levels on `paths`.
@@ -151,9 +173,15 @@ pub fn train(paths: &[PathBuf], opts: &TrainOptions, progress: &mut dyn FnMut(Pr
 
     // ---- packet level
     let t0 = Instant::now();
-    let scaler = Scaler::fit(&train_rows.iter().flat_map(|&r| ds.row(r).iter().copied()).collect::<Vec<f32>>(), PACKET_DIM);
-    let xt = scaler.transform(&rows_tensor(&ds, &train_rows, device));
-    let xv = scaler.transform(&rows_tensor(&ds, &val_rows, device));
+    // Memory: the dataset (f32 rows) is the only full-size copy. The VAE holds a bounded
+    // sample of rows as tensors; latent means and components are computed chunk by chunk.
+    let scaler = Scaler::fit_by(PACKET_DIM, train_rows.len(), |i| ds.row(train_rows[i]));
+    let mut sample_rng = SplitMix64::new(opts.seed ^ 0x726f_7773);
+    let vae_train = bounded_sample(&train_rows, opts.vae_max_rows.max(1), &mut sample_rng);
+    let vae_val = bounded_sample(&val_rows, (opts.vae_max_rows / 8).max(1), &mut sample_rng);
+    let xt = scaler.transform(&rows_tensor(&ds, &vae_train, device));
+    let xv = scaler.transform(&rows_tensor(&ds, &vae_val, device));
+    drop((vae_train, vae_val));
     let shape = VaeShape { input: PACKET_DIM as i64, hidden: opts.vae_hidden, latent: opts.latent };
     let mut vae = Vae::new(shape, device);
     let settings = |seed_off: u64, batch: usize, lr: f64, per_epoch: usize| TrainSettings {
@@ -167,12 +195,26 @@ pub fn train(paths: &[PathBuf], opts: &TrainOptions, progress: &mut dyn FnMut(Pr
     let vae_loss = vae.train(&xt, &xv, opts.beta, &settings(1, 512, 2e-3, opts.vae_rows_per_epoch), |epoch, train, validation| {
         progress(Progress::Epoch { level: "packet VAE".into(), epoch, epochs: opts.epochs, train, validation })
     });
-    let all_rows: Vec<usize> = (0..n).collect();
-    let z = vae.latent_means(&scaler.transform(&rows_tensor(&ds, &all_rows, device))).to_device(Device::Cpu).to_kind(Kind::Double);
+    drop((xt, xv));
+    let z = Tensor::cat(
+        &(0..n)
+            .step_by(CHUNK_ROWS)
+            .map(|start| {
+                let rows: Vec<usize> = (start..(start + CHUNK_ROWS).min(n)).collect();
+                vae.latent_means(&scaler.transform(&rows_tensor(&ds, &rows, device))).to_device(Device::Cpu).to_kind(Kind::Double)
+            })
+            .collect::<Vec<Tensor>>(),
+        0,
+    );
     let gmm_opts = GmmFitOptions { k_min: opts.k_range[0], k_max: opts.k_range[1], seed: opts.seed + 2, ..GmmFitOptions::default() };
     let fit = Gmm::fit(&z, &gmm_opts)?;
     progress(Progress::Gmm { k: fit.k, bic: fit.bic.clone() });
-    let components: Vec<i64> = Vec::try_from(fit.gmm.predict(&z).to_kind(Kind::Int64)).unwrap_or_default();
+    let mut components: Vec<i64> = Vec::with_capacity(n);
+    for start in (0..n).step_by(CHUNK_ROWS) {
+        let part = z.narrow(0, start as i64, (n - start).min(CHUNK_ROWS) as i64);
+        components.extend(Vec::<i64>::try_from(fit.gmm.predict(&part).to_kind(Kind::Int64)).unwrap_or_default());
+    }
+    drop(z);
     let seconds_packet = t0.elapsed().as_secs_f64();
     progress(Progress::LevelDone { level: "packet".into(), seconds: seconds_packet });
 
@@ -235,4 +277,21 @@ pub fn train(paths: &[PathBuf], opts: &TrainOptions, progress: &mut dyn FnMut(Pr
         training: TrainingSummary { packets: n as u64, vae_loss, lstm_loss, seconds_packet, seconds_flow, seconds_aggregate },
     };
     Ok(Model { manifest, vae, packet_gmm: fit.gmm, lstm, aggregate, tcp })
+}
+
+#[cfg(test)]
+mod bounded_sample_tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_and_at_most_max_distinct_rows() {
+        let rows: Vec<usize> = (100..1100).collect();
+        let mut rng = SplitMix64::new(3);
+        let s = bounded_sample(&rows, 50, &mut rng);
+        assert_eq!(s.len(), 50);
+        assert!(s.windows(2).all(|w| w[0] < w[1]), "sorted and distinct");
+        assert!(s.iter().all(|r| rows.contains(r)));
+        assert_ne!(s, rows[..50], "a sample, not the first rows");
+        assert_eq!(bounded_sample(&rows[..10], 50, &mut rng), rows[..10]);
+    }
 }
