@@ -590,7 +590,9 @@ impl Iterator for Engine<'_> {
                 self.start_flow(t);
                 continue;
             }
-            let Reverse((t, _, slot)) = self.heap.pop()?;
+            // The top entry stays in the heap while it is served: most of the time it is
+            // re-keyed in place (one sift instead of a pop and a push).
+            let Reverse((t, _, slot)) = *self.heap.peek()?;
             if self.end_ns.is_some_and(|e| t >= e) {
                 // every later packet is past the end too
                 self.heap.clear();
@@ -601,22 +603,32 @@ impl Iterator for Engine<'_> {
             if !done && ready <= 1 {
                 // keep one packet of look-ahead so the last packet of a flow is known as such;
                 // this flow is listed as short, with every other flow that ran short since
+                // (a round fills flows; it does not touch the heap)
                 self.round();
             }
-            let Some(f) = self.flows[s].as_mut() else { continue };
+            let Some(f) = self.flows[s].as_mut() else {
+                self.heap.pop();
+                continue;
+            };
+            let rekey = |heap: &mut BinaryHeap<Reverse<(i64, u64, u32)>>, key: (i64, u64, u32)| {
+                if let Some(mut top) = heap.peek_mut() {
+                    *top = Reverse(key);
+                }
+            };
             let Some(p) = f.queue.pop_front() else {
                 // ended without (more) packets
                 let begun = f.begun;
                 if !begun {
                     self.unbegun -= 1;
                 }
+                self.heap.pop();
                 self.release(slot);
                 continue;
             };
             if p.ts_ns > t {
-                // the popped key was a lower bound (a new flow or an empty look-ahead)
+                // the key was a lower bound (a new flow or an empty look-ahead)
                 f.queue.push_front(p);
-                self.heap.push(Reverse((p.ts_ns, f.id, slot)));
+                rekey(&mut self.heap, (p.ts_ns, f.id, slot));
                 continue;
             }
             if !f.begun {
@@ -629,9 +641,12 @@ impl Iterator for Engine<'_> {
                 self.short.push(slot);
             }
             match f.queue.front() {
-                Some(n) => self.heap.push(Reverse((n.ts_ns, f.id, slot))),
-                None if f.phase == Phase::Done => self.release(slot),
-                None => self.heap.push(Reverse((p.ts_ns, f.id, slot))),
+                Some(n) => rekey(&mut self.heap, (n.ts_ns, f.id, slot)),
+                None if f.phase == Phase::Done => {
+                    self.heap.pop();
+                    self.release(slot);
+                }
+                None => rekey(&mut self.heap, (p.ts_ns, f.id, slot)),
             }
             self.clock = p.ts_ns;
             self.stats.packets[p.kind().index()] += 1;
