@@ -135,7 +135,7 @@ impl Model {
             .to_kind(Kind::Float)
             .contiguous();
         let flat = Vec::<f32>::try_from(x.view([-1])).unwrap_or_default();
-        flat.chunks_exact(PACKET_DIM).map(decode_row).collect()
+        flat.chunks_exact(PACKET_DIM).map(|v| decode_row(v, rng)).collect()
     }
 }
 
@@ -165,17 +165,27 @@ impl Model {
 #[cfg(test)]
 mod tests;
 
-/// Packet fields from a decoded (unscaled) feature vector.
-pub fn decode_row(v: &[f32]) -> PacketSample {
+/// Packet fields from a decoded (unscaled) feature vector. The decoder's binary features
+/// (direction, each TCP flag) come out as values between 0 and 1, the decoder's estimate of
+/// how likely the bit is: each is drawn as a Bernoulli of that probability (a 0.5 threshold
+/// would drop every flag the component carries less than half the time, e.g. PSH).
+pub fn decode_row(v: &[f32], rng: &mut SplitMix64) -> PacketSample {
     let header_len = v[col::HEADER].round().clamp(0.0, 120.0) as u32;
     let size = (10f64.powf(f64::from(v[col::LOG_SIZE]).clamp(0.0, 4.9)).round() as u32).clamp(header_len, 65_535);
+    let mut bit = |x: f32| rng.next_f64() < f64::from(x).clamp(0.0, 1.0);
     let flag_bits = [0x01u16, 0x02, 0x04, 0x08, 0x10];
-    let tcp_flags = flag_bits.iter().enumerate().filter(|(i, _)| v[col::FLAGS + i] > 0.5).map(|(_, b)| b).sum();
+    let mut tcp_flags = 0;
+    for (i, b) in flag_bits.iter().enumerate() {
+        if bit(v[col::FLAGS + i]) {
+            tcp_flags |= b;
+        }
+    }
+    let backward = bit(v[col::DIRECTION]);
     let log_dt = f64::from(v[col::LOG_DT]);
     PacketSample {
         size,
         header_len,
-        direction: if v[col::DIRECTION] > 0.5 { Direction::Backward } else { Direction::Forward },
+        direction: if backward { Direction::Backward } else { Direction::Forward },
         tcp_flags,
         time_diff_s: if log_dt <= -6.9 { 0.0 } else { 10f64.powf(log_dt.min(6.0)) },
     }

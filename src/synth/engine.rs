@@ -529,10 +529,18 @@ impl<'m> Engine<'m> {
             if f.skipped > MAX_SKIPPED {
                 self.close(f);
             }
-        } else if fl.has(TcpFlags::FIN) || fl.has(TcpFlags::RST) {
-            // the LSTM closes the flow here; the heads say how
-            f.t_ns += dt_ns.round() as i64;
-            self.close(f);
+        } else if fl.has(TcpFlags::RST) {
+            // the LSTM resets the flow here
+            push(f, dt_ns, p.direction, f.ip_hdr + 20, TcpFlags::RST | TcpFlags::ACK);
+            f.phase = Phase::Done;
+            if let Some(l) = f.queue.back_mut() {
+                l.last = true;
+            }
+        } else if fl.has(TcpFlags::FIN) {
+            // the LSTM's FIN, with its data (a server often sends its last bytes with FIN);
+            // the heads finish the exchange
+            push(f, dt_ns, p.direction, size, (p.tcp_flags & TcpFlags::PSH) | TcpFlags::FIN | TcpFlags::ACK);
+            self.close_after(f, Some(p.direction));
         } else {
             push(f, dt_ns, p.direction, size, (p.tcp_flags & TcpFlags::PSH) | TcpFlags::ACK);
         }
@@ -540,9 +548,20 @@ impl<'m> Engine<'m> {
 
     /// Ends a flow: the TCP teardown from the heads, then `last` on its final packet.
     fn close(&mut self, f: &mut LiveFlow) {
+        self.close_after(f, None);
+    }
+
+    /// Ends a flow whose LSTM produced its first FIN (already queued, sent from `fin_from`):
+    /// the rest of a FIN exchange comes from the heads. With `None`, the whole teardown does.
+    fn close_after(&mut self, f: &mut LiveFlow, fin_from: Option<Direction>) {
         if f.proto == Proto::Tcp && f.packets > 0 {
-            let (close, client_first) = self.heads.sample_close(&mut f.rng);
-            let (a, b) = if client_first { (Direction::Forward, Direction::Backward) } else { (Direction::Backward, Direction::Forward) };
+            let (mut close, client_first) = self.heads.sample_close(&mut f.rng);
+            let first = fin_from.unwrap_or(if client_first { Direction::Forward } else { Direction::Backward });
+            let (a, b) = (first, if first == Direction::Forward { Direction::Backward } else { Direction::Forward });
+            if fin_from.is_some() && !matches!(close, Close::FourWay | Close::ThreeWay) {
+                // the first FIN is out: the exchange completes the way most flows complete it
+                close = if self.heads.close_p[Close::ThreeWay as usize] > self.heads.close_p[Close::FourWay as usize] { Close::ThreeWay } else { Close::FourWay };
+            }
             const FA: u16 = TcpFlags::FIN | TcpFlags::ACK;
             let steps: &[(Role, Direction, u16)] = match close {
                 Close::FourWay => &[(Role::FinFirst, a, FA), (Role::FinAck, b, TcpFlags::ACK), (Role::FinSecond, b, FA), (Role::LastAck, a, TcpFlags::ACK)],
@@ -550,7 +569,8 @@ impl<'m> Engine<'m> {
                 Close::Rst => &[(Role::Rst, a, TcpFlags::RST | TcpFlags::ACK)],
                 Close::None => &[],
             };
-            for &(role, dir, flags) in steps {
+            let skip = usize::from(fin_from.is_some());
+            for &(role, dir, flags) in &steps[skip.min(steps.len())..] {
                 let (dt, _) = self.heads.sample(role, &mut f.rng);
                 // control segments carry no payload
                 let size = f.ip_hdr + if flags & TcpFlags::RST != 0 { 20 } else { f.l4_hdr };
