@@ -30,4 +30,4 @@ done
 
 cd "$DATA"
 exec "$ROOT/target/release/trafgen" train "${inputs[@]}" "${licences[@]}" \
-    --out "$OUT" --seed 1 --epochs 40 --device cpu
+    --out "$OUT" --seed 1 --epochs 40 --device cpu "${@:2}"

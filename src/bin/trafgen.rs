@@ -88,6 +88,9 @@ struct TrainArgs {
     /// VAE latent dimensions.
     #[arg(long, default_value_t = 4)]
     latent: i64,
+    /// Hidden units of each flow LSTM (generation cost per packet grows with its square).
+    #[arg(long, default_value_t = 64)]
+    lstm_hidden: i64,
     #[command(flatten)]
     flow: FlowArgs,
 }
@@ -519,6 +522,7 @@ fn train(args: &TrainArgs) -> Result<()> {
         ingest: trafgen::ingest::IngestOptions { flow: args.flow.config()?, ..Default::default() },
         k_range: [args.k_min, args.k_max],
         latent: args.latent,
+        lstm_hidden: args.lstm_hidden,
         licences,
         // argv[0] is wherever the binary lives; record the command as a user would type it
         command: std::iter::once("trafgen".to_string()).chain(std::env::args().skip(1)).collect(),
