@@ -875,10 +875,12 @@ fn main() {
     if let Err(e) = run() {
         let top = e.to_string();
         eprintln!("error: {top}");
+        let mut shown = vec![top];
         for cause in e.chain().skip(1) {
             let c = cause.to_string();
-            if !top.contains(&c) {
+            if !shown.iter().any(|s| s.contains(&c)) {
                 eprintln!("  caused by: {c}");
+                shown.push(c);
             }
         }
         std::process::exit(1);

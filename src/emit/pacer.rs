@@ -11,6 +11,8 @@
 //! Lateness (send time − deadline) of every frame goes into a log-bucketed histogram of fixed
 //! size. `topspeed` ignores offsets and sends full batches back to back; `duration` and
 //! `limit` end a run; the [`Ceiling`] caps frames/s and bytes/s whatever the schedule says.
+//! The clock starts once the source has buffered a lead (a few batches, at most 5 s of
+//! waiting), so a generator that is slow to start does not make the first frames late.
 //! Every frame's destination is checked against the [`Allowlist`] just before it is handed to
 //! the sender. Optional: pinning to one CPU and SCHED_FIFO ([`prepare_thread`]).
 //!
@@ -253,6 +255,8 @@ pub fn wait_until(deadline: i64, spin_ns: i64, stop: &AtomicBool) -> Option<i64>
 
 /// Lead between `run` being called and the first deadline.
 const LEAD_NS: i64 = 200_000;
+/// Longest wait for a source to buffer its lead before the clock starts.
+const PREFILL_WAIT_NS: i64 = 5_000_000_000;
 /// How often lateness is published to [`Live`].
 const PUBLISH_NS: i64 = 250_000_000;
 
@@ -285,6 +289,14 @@ pub fn run(
 
     let mut total = LogHistogram::default();
     let mut interval = LogHistogram::default();
+    // the clock starts once the source has a lead (bounded wait)
+    let waited = now_ns();
+    while !source.prefilled() && now_ns() - waited < PREFILL_WAIT_NS {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let start = now_ns() + LEAD_NS;
     let mut shift = 0i64;
     let (mut sent, mut bytes, mut stalls) = (0u64, 0u64, 0u64);
@@ -387,6 +399,10 @@ pub fn run(
             }
             i = j;
         }
+    }
+    if end == EndReason::SourceDone && cfg.limit.is_some_and(|l| sent >= l) {
+        // the source stopped at the limit (a model's generator counts frames too)
+        end = EndReason::Limit;
     }
     live.retries.store(sender.stats().retries - retries0, Ordering::Relaxed);
     publish(live, &mut interval);

@@ -70,7 +70,15 @@ pub trait FrameSource {
     fn next_batch(&mut self) -> Result<Option<(&Batch, i64)>, SourceError>;
     /// Frames produced and not yet taken by the pacer (the generator's lead).
     fn backlog(&self) -> u64;
+    /// True once enough frames are buffered (or the producer is done) for the stream's
+    /// clock to start: a generator that is slow to start must not make the first frames late.
+    fn prefilled(&self) -> bool {
+        true
+    }
 }
+
+/// Frames a ring holds before the stream's clock starts (see [`FrameSource::prefilled`]).
+pub const PREFILL_FRAMES: u64 = 4 * super::batch::BATCH_FRAMES as u64;
 
 type Item = Result<Batch, SourceError>;
 
@@ -80,6 +88,7 @@ pub struct RingWriter {
     back: Receiver<Batch>,
     batch: Batch,
     produced: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
 }
 
 /// The pacer's end of a ring.
@@ -88,7 +97,14 @@ pub struct RingSource {
     back: Sender<Batch>,
     current: Option<Batch>,
     produced: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
     taken: u64,
+}
+
+impl Drop for RingWriter {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Release);
+    }
 }
 
 /// A bounded ring of `depth` batches.
@@ -96,9 +112,10 @@ pub fn ring(depth: usize) -> (RingWriter, RingSource) {
     let (tx, rx) = sync_channel(depth.max(1));
     let (back_tx, back_rx) = std::sync::mpsc::channel();
     let produced = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
     (
-        RingWriter { tx, back: back_rx, batch: Batch::new(), produced: produced.clone() },
-        RingSource { rx, back: back_tx, current: None, produced, taken: 0 },
+        RingWriter { tx, back: back_rx, batch: Batch::new(), produced: produced.clone(), done: done.clone() },
+        RingSource { rx, back: back_tx, current: None, produced, done, taken: 0 },
     )
 }
 
@@ -150,6 +167,10 @@ impl FrameSource for RingSource {
 
     fn backlog(&self) -> u64 {
         self.produced.load(Ordering::Relaxed).saturating_sub(self.taken)
+    }
+
+    fn prefilled(&self) -> bool {
+        self.backlog() >= PREFILL_FRAMES || self.done.load(Ordering::Acquire)
     }
 }
 
@@ -458,6 +479,13 @@ impl FrameSource for PcapSource {
         match &self.inner {
             PcapInner::Stream(r) => r.backlog(),
             PcapInner::Memory { .. } => 0,
+        }
+    }
+
+    fn prefilled(&self) -> bool {
+        match &self.inner {
+            PcapInner::Stream(r) => r.prefilled(),
+            PcapInner::Memory { .. } => true,
         }
     }
 }
