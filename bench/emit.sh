@@ -128,5 +128,7 @@ for f in $TIMING; do
 done
 
 echo
-echo "== summary ($(uname -r), $(nproc) CPUs; tcpreplay: $(tcpreplay -V 2>&1 | head -1 || echo none)) =="
+TRV=none
+[ $HAVE_TCPREPLAY = 1 ] && TRV=$(tcpreplay -V 2>&1 | sed -n 1p)
+echo "== summary ($(uname -r), $(nproc) CPUs; $TRV) =="
 cat "$SUMMARY"
