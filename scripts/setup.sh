@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what trafgen needs on a fresh Debian machine; quick (about a second) when all is done.
 #
-#   - Debian packages: libpcap-dev (pcap crate), tcpdump, tshark, iproute2 (tests),
+#   - Debian packages: libpcap-dev (pcap crate), tcpdump, tshark, iproute2 (tests), tcpreplay
+#     (bench/emit.sh compares against it),
 #     pkg-config, build-essential; python3 + python3-venv when the venv must be created.
 #   - libtorch from PyPI: a venv (default .venv) with torch==$TORCH_VERSION, and the symlink
 #     .venv/torch -> the wheel's torch directory, which .cargo/config.toml names as LIBTORCH
@@ -20,7 +21,7 @@ TORCH_VERSION="2.13.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="${TRAFGEN_VENV:-$ROOT/.venv}"
-APT_PACKAGES=(libpcap-dev tcpdump tshark iproute2 pkg-config build-essential)
+APT_PACKAGES=(libpcap-dev tcpdump tshark iproute2 pkg-config build-essential tcpreplay)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

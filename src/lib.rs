@@ -20,6 +20,7 @@ pub mod text_position;
 pub mod torch;
 pub mod wire;
 pub mod daemon;
+pub mod emit;
 pub mod eval;
 pub mod validate;
 pub mod sink;

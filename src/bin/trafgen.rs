@@ -43,6 +43,15 @@ enum Cmd {
     /// protocol-valid frames. Same model + seed + options give a byte-identical file.
     /// Ctrl-C/SIGTERM stop it early with a valid file.
     Generate(GenerateArgs),
+    /// Send traffic on a network interface in real time: from a model (live generation) or a
+    /// capture replayed tcpreplay-style, each frame at its absolute deadline, with live stats
+    /// every second and totals at the end. Needs CAP_NET_RAW. Ctrl-C stops cleanly.
+    #[command(after_help = "Every frame's destination (IPv4/IPv6 destination, ARP target) must lie in the \
+        allowlist (--allow; default: private and documentation prefixes only); a model whose address \
+        plan leaves it, or a capture with any frame outside it, does not start.\n\
+        Examples:\n  trafgen send -i veth0 -m models/default --pps 10000 --duration 10 --allow 10.0.0.0/8,fd00::/8\n  \
+        trafgen send -i veth0 --pcap trace.pcap --multiplier 1\n  trafgen send -i veth0 --pcap trace.pcap --topspeed --loop 50")]
+    Send(SendArgs),
     /// Train the NeCSTGen-style models (packet VAE + GMM, flow LSTMs per kind, aggregate GMM)
     /// from captures and write a model directory (manifest.toml + safetensors).
     Train(TrainArgs),
@@ -196,6 +205,86 @@ struct GenerateArgs {
     #[arg(long, default_value_t = 100_000)]
     max_flow_packets: u32,
     /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["model", "pcap"])))]
+struct SendArgs {
+    /// Interface to send on (looked up in the current network namespace).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    interface: String,
+    /// Generate live from this model directory.
+    #[arg(short, long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// Replay this capture (Ethernet pcap/pcapng): recorded gaps, or --pps/--mbps spacing.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    /// Target packets/s. Model: scales the rate of flow starts (pilot run; per-flow timing
+    /// kept). Capture: constant spacing, as tcpreplay --pps.
+    #[arg(long, conflicts_with_all = ["mbps", "topspeed"])]
+    pps: Option<f64>,
+    /// Target Mbit/s. Model: like --pps. Capture: each frame followed by its own size at this
+    /// rate, as tcpreplay --mbps.
+    #[arg(long, conflicts_with = "topspeed")]
+    mbps: Option<f64>,
+    /// Time scale, as tcpreplay's: 2 plays every gap twice as fast.
+    #[arg(long, default_value_t = 1.0, conflicts_with = "topspeed")]
+    multiplier: f64,
+    /// Ignore timing: send as fast as the interface takes frames.
+    #[arg(long)]
+    topspeed: bool,
+    /// Play the capture N times back to back.
+    #[arg(long = "loop", value_name = "N", default_value_t = 1, requires = "pcap")]
+    loops: u64,
+    /// Stop after this many seconds (of schedule; of wall-clock time with --topspeed).
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Stop after this many frames.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// Destination prefixes frames may go to (repeatable or comma-separated). Default:
+    /// 10/8, 172.16/12, 192.168/16, 198.18/15, the TEST-NETs, fc00::/7, 2001:db8::/32.
+    #[arg(long = "allow", value_name = "CIDR", value_delimiter = ',')]
+    allow: Vec<trafgen::wire::Cidr>,
+    /// Seed of the model's generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Address plan and frame settings for a model (TOML with any WireConfig field).
+    #[arg(long, value_name = "FILE", requires = "model")]
+    wire_config: Option<PathBuf>,
+    /// Model: stop starting flows after this many.
+    #[arg(long, requires = "model")]
+    flows: Option<u64>,
+    /// Hard ceiling in packets/s (governor), whatever the schedule asks.
+    #[arg(long, value_name = "PPS")]
+    ceiling_pps: Option<f64>,
+    /// Hard ceiling in Mbit/s (Ethernet frames), whatever the schedule asks.
+    #[arg(long, value_name = "MBPS")]
+    ceiling_mbps: Option<f64>,
+    /// After a stall: `burst` sends what fell due at once, `shift` moves the schedule back.
+    #[arg(long, default_value = "burst", value_parser = ["burst", "shift"])]
+    stall: String,
+    /// A frame later than this many µs counts as a stall.
+    #[arg(long, value_name = "US", default_value_t = 1000)]
+    stall_threshold: u64,
+    /// Sleep until this many µs before a deadline, then spin.
+    #[arg(long, value_name = "US", default_value_t = 50)]
+    spin: u64,
+    /// Most frames per sendmmsg call (1..=64).
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Pin the pacer thread to this CPU.
+    #[arg(long, value_name = "N")]
+    cpu: Option<usize>,
+    /// Run the pacer thread under SCHED_FIFO at this priority (1..=99; needs CAP_SYS_NICE).
+    #[arg(long, value_name = "PRIO", value_parser = clap::value_parser!(i32).range(1..=99))]
+    fifo: Option<i32>,
+    /// No live stats (totals only).
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print the totals as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -443,6 +532,170 @@ fn generate(args: &GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+fn send(args: &SendArgs) -> Result<()> {
+    use std::sync::Arc;
+    use trafgen::emit::{self, Allowlist, CeilingConfig, PacerConfig, PcapSchedule, SourceSpec, StreamSpec};
+    for (name, v) in [("--multiplier", Some(args.multiplier)), ("--pps", args.pps), ("--mbps", args.mbps), ("--duration", args.duration)] {
+        if let Some(v) = v {
+            anyhow::ensure!(v.is_finite() && v > 0.0, "{name} must be a number > 0, not {v}");
+        }
+    }
+    anyhow::ensure!((1..=64).contains(&args.batch), "--batch must be 1..=64, not {}", args.batch);
+    anyhow::ensure!(args.loops >= 1, "--loop must be at least 1");
+    let allowlist = if args.allow.is_empty() { Allowlist::testbed_default() } else { Allowlist::new(args.allow.clone())? };
+    let source = match (&args.model, &args.pcap) {
+        (Some(dir), _) => SourceSpec::Model {
+            dir: dir.clone(),
+            engine: trafgen::synth::EngineConfig { seed: args.seed, ..Default::default() },
+            wire: match &args.wire_config {
+                Some(p) => trafgen::wire::WireConfig::load(p)?,
+                None => trafgen::wire::WireConfig::default(),
+            },
+            pps: args.pps,
+            mbps: args.mbps,
+            flows: args.flows,
+        },
+        (None, Some(path)) => SourceSpec::Pcap {
+            path: path.clone(),
+            schedule: match (args.pps, args.mbps) {
+                (Some(p), _) => PcapSchedule::Pps(p),
+                (None, Some(m)) => PcapSchedule::Mbps(m),
+                (None, None) => PcapSchedule::Recorded,
+            },
+            loops: args.loops,
+        },
+        (None, None) => anyhow::bail!("give a source: -m MODEL_DIR or --pcap FILE"),
+    };
+    let spec = StreamSpec {
+        interface: args.interface.clone(),
+        source,
+        pacer: PacerConfig {
+            topspeed: args.topspeed,
+            multiplier: args.multiplier,
+            duration_s: args.duration,
+            limit: args.limit,
+            stall: args.stall.parse().map_err(anyhow::Error::msg)?,
+            stall_threshold_us: args.stall_threshold,
+            spin_us: args.spin,
+            batch: args.batch,
+            ceiling: CeilingConfig { pps: args.ceiling_pps, mbps: args.ceiling_mbps },
+            cpu: args.cpu,
+            fifo_priority: args.fifo,
+        },
+        allowlist,
+    };
+    let stop = trafgen::sink::signals::stop_flag();
+    let live = Arc::new(emit::Live::default());
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let (start_tx, start_rx) = std::sync::mpsc::channel();
+    let pacer_live = live.clone();
+    let pacer = std::thread::Builder::new()
+        .name("trafgen-pacer".into())
+        .spawn(move || {
+            let r = emit::run_stream(&spec, stop, &pacer_live, &mut |s| {
+                let _ = start_tx.send(s.clone());
+            });
+            let _ = done_tx.send(r);
+        })
+        .context("starting the pacer thread")?;
+    let mut started: Option<(std::time::Instant, trafgen::emit::StreamStart)> = None;
+    let (mut last_frames, mut last_bytes, mut last_t) = (0u64, 0u64, std::time::Instant::now());
+    let result = loop {
+        match done_rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(r) => break r,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => anyhow::bail!("the pacer thread ended without a result"),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if started.is_none() {
+            if let Ok(s) = start_rx.try_recv() {
+                if !args.quiet && !args.json {
+                    eprintln!("{}", start_line(&s));
+                }
+                last_t = std::time::Instant::now();
+                started = Some((last_t, s));
+            }
+        }
+        let Some((t0, _)) = &started else { continue };
+        if last_t.elapsed() >= std::time::Duration::from_secs(1) {
+            let (f, b) = (live.frames.load(std::sync::atomic::Ordering::Relaxed), live.bytes.load(std::sync::atomic::Ordering::Relaxed));
+            let dt = last_t.elapsed().as_secs_f64();
+            let lat = emit::Lateness::of(&live.take_lateness());
+            if !args.quiet && !args.json {
+                eprintln!(
+                    "{:>7.1} s  frames {f:>10}  {:>9.0} pps  {:>9.2} Mbit/s  lateness {}  retries {}  stalls {}  backlog {}",
+                    t0.elapsed().as_secs_f64(),
+                    (f - last_frames) as f64 / dt,
+                    (b - last_bytes) as f64 * 8.0 / dt / 1e6,
+                    lat.map_or_else(|| "-".to_string(), |l| format!("p50 {} p99 {}", us(l.p50_ns), us(l.p99_ns))),
+                    live.retries.load(std::sync::atomic::Ordering::Relaxed),
+                    live.stalls.load(std::sync::atomic::Ordering::Relaxed),
+                    live.backlog.load(std::sync::atomic::Ordering::Relaxed),
+                );
+            }
+            (last_frames, last_bytes, last_t) = (f, b, std::time::Instant::now());
+        }
+    };
+    let _ = pacer.join();
+    let report = result.with_context(|| format!("sending on {}", args.interface))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let p = &report.pacer;
+    println!(
+        "sent      {} frames, {} bytes on {} in {:.3} s: {:.0} pps, {:.2} Mbit/s (ended: {})",
+        p.frames,
+        p.bytes,
+        report.start.interface,
+        p.seconds,
+        p.pps(),
+        if p.seconds > 0.0 { p.bytes as f64 * 8.0 / p.seconds / 1e6 } else { 0.0 },
+        match p.end {
+            emit::EndReason::SourceDone => "source done",
+            emit::EndReason::Limit => "--limit",
+            emit::EndReason::Duration => "--duration",
+            emit::EndReason::Stopped => "stopped by a signal",
+        }
+    );
+    match &p.lateness {
+        Some(l) => println!(
+            "lateness  p50 {}  p90 {}  p99 {}  p99.9 {}  max {} ({} frames)",
+            us(l.p50_ns),
+            us(l.p90_ns),
+            us(l.p99_ns),
+            us(l.p999_ns),
+            us(l.max_ns),
+            l.frames
+        ),
+        None => println!("lateness  - (topspeed: no deadlines)"),
+    }
+    println!("kernel    {} sendmmsg calls, {} retries (ENOBUFS/EAGAIN)", p.sendmmsg_calls, p.retries);
+    println!(
+        "schedule  {} stalls (policy {}), shifted {:.3} ms; {} ceiling waits",
+        p.stalls,
+        args.stall,
+        p.shifted_ns as f64 / 1e6,
+        p.ceiling_waits
+    );
+    Ok(())
+}
+
+/// Nanoseconds as microseconds, for stats lines.
+fn us(ns: u64) -> String {
+    format!("{:.1} µs", ns as f64 / 1e3)
+}
+
+fn start_line(s: &trafgen::emit::StreamStart) -> String {
+    let mut line = format!("sending on {} (index {}, MTU {})", s.interface, s.ifindex, s.mtu);
+    if let Some(p) = &s.pcap {
+        line += &format!("; capture: {} frames, {} bytes, {:.3} s per pass{}", p.frames, p.bytes, p.span_ns as f64 / 1e9, if p.preloaded { ", preloaded" } else { ", streamed" });
+    }
+    if let (Some(r), Some(scale)) = (&s.pilot, s.arrival_scale) {
+        line += &format!("; model at scale 1: {:.0} pps, {:.3} Mbit/s; flow-arrival scale {:.4}", r.pps, r.bps / 1e6, scale);
+    }
+    line
+}
+
 fn demo(args: &DemoArgs) -> Result<()> {
     use trafgen::sink::OutputFormat;
     anyhow::ensure!(args.flows_per_s.is_finite() && args.flows_per_s > 0.0, "--flows-per-s must be > 0");
@@ -626,10 +879,12 @@ fn main() {
     if let Err(e) = run() {
         let top = e.to_string();
         eprintln!("error: {top}");
+        let mut shown = vec![top];
         for cause in e.chain().skip(1) {
             let c = cause.to_string();
-            if !top.contains(&c) {
+            if !shown.iter().any(|s| s.contains(&c)) {
                 eprintln!("  caused by: {c}");
+                shown.push(c);
             }
         }
         std::process::exit(1);
@@ -646,6 +901,7 @@ fn run() -> Result<()> {
         Cmd::Inspect(args) => inspect(args),
         Cmd::Demo(args) => demo(args),
         Cmd::Generate(args) => generate(args),
+        Cmd::Send(args) => send(args),
         Cmd::Validate(args) => validate(args),
         Cmd::Train(args) => train(args),
         Cmd::Eval(args) => eval(args),

@@ -1,0 +1,644 @@
+//! The pacer: sends every frame at its absolute deadline and measures how late it was.
+//!
+//! This module owns time on the hot path. A stream starts at `start` (now + a short lead);
+//! frame *i* is due at `start + offset_i / multiplier` (plus any shift, below): deadlines are
+//! absolute, so errors never accumulate the way sleeping for each gap does. To reach a
+//! deadline the thread sleeps with `clock_nanosleep(TIMER_ABSTIME)` and a timer slack of 1 ns
+//! until `spin` before it, then spins on the clock. Every frame already due when the pacer
+//! wakes goes out in the same `sendmmsg` batch (at most `batch` frames). After a stall (a frame
+//! later than `stall_threshold`) the policy decides: `burst` keeps the schedule and sends what
+//! is due at once (catching up), `shift` moves the rest of the schedule back by the delay.
+//! Lateness (send time − deadline) of every frame goes into a log-bucketed histogram of fixed
+//! size. `topspeed` ignores offsets and sends full batches back to back; `duration` and
+//! `limit` end a run; the [`Ceiling`] caps frames/s and bytes/s whatever the schedule says.
+//! The clock starts once the source has buffered a lead (a few batches, at most 5 s of
+//! waiting), so a generator that is slow to start does not make the first frames late.
+//! Every frame's destination is checked against the [`Allowlist`] just before it is handed to
+//! the sender. Optional: pinning to one CPU and SCHED_FIFO ([`prepare_thread`]).
+//!
+//! It does not produce frames (the [`super::source`]s) nor talk to the kernel's network stack
+//! (the [`super::sender`]).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use super::allowlist::{Allowlist, AllowlistError};
+use super::ceiling::{Ceiling, CeilingConfig, CeilingError};
+use super::sender::{FrameParts, FrameSender, SendError, MAX_BATCH};
+use super::source::{FrameSource, SourceError};
+use crate::hist::LogHistogram;
+
+/// What to do after a stall.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StallPolicy {
+    /// Keep the schedule: frames that fell due during the stall go out at once.
+    #[default]
+    Burst,
+    /// Move the rest of the schedule back by the stall: gaps are kept, the run ends later.
+    Shift,
+}
+
+impl std::str::FromStr for StallPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "burst" => Ok(StallPolicy::Burst),
+            "shift" => Ok(StallPolicy::Shift),
+            _ => Err(format!("stall policy `{s}`: expected `burst` or `shift`")),
+        }
+    }
+}
+
+/// How a stream is paced.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PacerConfig {
+    /// Ignore the schedule: send as fast as the sender takes frames.
+    pub topspeed: bool,
+    /// Time scale, as tcpreplay's: 2 sends every gap twice as fast.
+    pub multiplier: f64,
+    /// End after this many seconds of schedule (topspeed: of wall-clock time).
+    pub duration_s: Option<f64>,
+    /// End after this many frames.
+    pub limit: Option<u64>,
+    pub stall: StallPolicy,
+    /// A frame later than this (µs) is a stall.
+    pub stall_threshold_us: u64,
+    /// Sleep until this long (µs) before a deadline, then spin.
+    pub spin_us: u64,
+    /// Most frames per `sendmmsg`.
+    pub batch: usize,
+    /// Hard caps (governor), whatever the schedule.
+    pub ceiling: CeilingConfig,
+    /// Pin the pacer thread to this CPU.
+    pub cpu: Option<usize>,
+    /// Run the pacer thread under SCHED_FIFO at this priority (1..=99; needs CAP_SYS_NICE).
+    pub fifo_priority: Option<i32>,
+}
+
+impl Default for PacerConfig {
+    fn default() -> Self {
+        PacerConfig {
+            topspeed: false,
+            multiplier: 1.0,
+            duration_s: None,
+            limit: None,
+            stall: StallPolicy::Burst,
+            stall_threshold_us: 1000,
+            spin_us: 50,
+            batch: 32,
+            ceiling: CeilingConfig::default(),
+            cpu: None,
+            fifo_priority: None,
+        }
+    }
+}
+
+/// Why a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The source had no more frames.
+    SourceDone,
+    Limit,
+    Duration,
+    /// The stop flag was raised (Ctrl-C, SIGTERM).
+    Stopped,
+}
+
+/// Lateness quantiles in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Lateness {
+    pub frames: u64,
+    pub p50_ns: u64,
+    pub p90_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+}
+
+impl Lateness {
+    pub fn of(h: &LogHistogram) -> Option<Lateness> {
+        let q = |q| h.quantile(q).unwrap_or(0);
+        (h.count() > 0).then(|| Lateness { frames: h.count(), p50_ns: q(0.5), p90_ns: q(0.9), p99_ns: q(0.99), p999_ns: q(0.999), max_ns: q(1.0) })
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PacerReport {
+    pub frames: u64,
+    pub bytes: u64,
+    pub sendmmsg_calls: u64,
+    pub retries: u64,
+    /// From the first send to the last, seconds.
+    pub seconds: f64,
+    /// None at topspeed (no deadlines).
+    pub lateness: Option<Lateness>,
+    pub stalls: u64,
+    /// Total shift of the schedule (policy `shift`), ns.
+    pub shifted_ns: i64,
+    /// Batches that waited for the ceiling.
+    pub ceiling_waits: u64,
+    pub end: EndReason,
+}
+
+impl PacerReport {
+    /// Frames per second over the run.
+    pub fn pps(&self) -> f64 {
+        if self.seconds > 0.0 { (self.frames.saturating_sub(1)) as f64 / self.seconds } else { 0.0 }
+    }
+}
+
+/// Counters another thread may read while the pacer runs (live stats, metrics).
+#[derive(Debug, Default)]
+pub struct Live {
+    pub frames: AtomicU64,
+    pub bytes: AtomicU64,
+    pub retries: AtomicU64,
+    pub stalls: AtomicU64,
+    /// Frames generated ahead of the pacer (ring occupancy).
+    pub backlog: AtomicU64,
+    /// Lateness since the last [`Live::take_lateness`] (published every 250 ms).
+    lateness: Mutex<Option<LogHistogram>>,
+}
+
+impl Live {
+    /// The lateness recorded since the previous call (empty when nothing was published).
+    pub fn take_lateness(&self) -> LogHistogram {
+        let mut g = self.lateness.lock().unwrap_or_else(|p| p.into_inner());
+        g.take().unwrap_or_default()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PacerError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error("frame #{index} of the stream: {source}")]
+    Allowlist { index: u64, source: AllowlistError },
+    #[error(transparent)]
+    Ceiling(#[from] CeilingError),
+    #[error("{what} must be a finite number > 0, not {value}")]
+    Value { what: &'static str, value: f64 },
+    #[error("cannot pin the pacer thread to CPU {cpu}: {source}")]
+    Affinity { cpu: usize, source: std::io::Error },
+    #[error("cannot run the pacer under SCHED_FIFO priority {priority}: {source}{hint}", hint = if source.raw_os_error() == Some(libc::EPERM) { " (needs CAP_SYS_NICE, or root)" } else { "" })]
+    Realtime { priority: i32, source: std::io::Error },
+}
+
+/// CLOCK_MONOTONIC in ns (the clock deadlines, sleeps and lateness use).
+pub fn now_ns() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// Sets up the calling thread for pacing: timer slack 1 ns (a sleep ends within ~1 ns of its
+/// end instead of the default 50 µs), then the optional CPU pinning and SCHED_FIFO.
+pub fn prepare_thread(cpu: Option<usize>, fifo_priority: Option<i32>) -> Result<(), PacerError> {
+    // SAFETY: prctl(PR_SET_TIMERSLACK) takes an integer argument.
+    if unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) } != 0 {
+        tracing::warn!("cannot set the timer slack to 1 ns: {}", std::io::Error::last_os_error());
+    }
+    if let Some(cpu) = cpu {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(PacerError::Affinity { cpu, source: std::io::Error::from_raw_os_error(libc::EINVAL) });
+        }
+        // SAFETY: cpu_set_t is plain old data; CPU_SET stays inside it (checked above).
+        let r = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+        };
+        if r != 0 {
+            return Err(PacerError::Affinity { cpu, source: std::io::Error::last_os_error() });
+        }
+    }
+    if let Some(priority) = fifo_priority {
+        let param = libc::sched_param { sched_priority: priority };
+        // SAFETY: sched_setscheduler on the calling thread with a valid param.
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+            return Err(PacerError::Realtime { priority, source: std::io::Error::last_os_error() });
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `deadline` (CLOCK_MONOTONIC ns): sleeps to `deadline − spin_ns` (in steps of at
+/// most 100 ms, so a stop request is seen), then spins. Returns the time it woke, or `None`
+/// when `stop` was raised during a sleep.
+pub fn wait_until(deadline: i64, spin_ns: i64, stop: &AtomicBool) -> Option<i64> {
+    loop {
+        let now = now_ns();
+        let left = deadline - now;
+        if left <= 0 {
+            return Some(now);
+        }
+        if left > spin_ns {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let wake = (deadline - spin_ns).min(now + 100_000_000);
+            let ts = libc::timespec { tv_sec: wake / 1_000_000_000, tv_nsec: wake % 1_000_000_000 };
+            // SAFETY: an absolute sleep on CLOCK_MONOTONIC; EINTR just loops.
+            unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) };
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Lead between `run` being called and the first deadline.
+const LEAD_NS: i64 = 200_000;
+/// Longest wait for a source to buffer its lead before the clock starts.
+const PREFILL_WAIT_NS: i64 = 5_000_000_000;
+/// How often lateness is published to [`Live`].
+const PUBLISH_NS: i64 = 250_000_000;
+
+/// Sends what `source` produces through `sender` on the schedule of `cfg`, on the calling
+/// thread, until the source ends, a limit is reached or `stop` is raised. Call
+/// [`prepare_thread`] first on this thread.
+pub fn run(
+    cfg: &PacerConfig,
+    source: &mut dyn FrameSource,
+    sender: &mut dyn FrameSender,
+    allow: &Allowlist,
+    stop: &AtomicBool,
+    live: &Live,
+) -> Result<PacerReport, PacerError> {
+    if !(cfg.multiplier.is_finite() && cfg.multiplier > 0.0) {
+        return Err(PacerError::Value { what: "multiplier", value: cfg.multiplier });
+    }
+    if let Some(d) = cfg.duration_s.filter(|d| !(d.is_finite() && *d > 0.0)) {
+        return Err(PacerError::Value { what: "duration", value: d });
+    }
+    let batch_max = cfg.batch.clamp(1, MAX_BATCH);
+    let mut ceiling = Ceiling::new(cfg.ceiling, batch_max, sender.max_frame_len())?;
+    let mult = cfg.multiplier;
+    let scale = |off: i64| -> i64 { if mult == 1.0 { off } else { (off as f64 / mult).round() as i64 } };
+    let duration_ns = cfg.duration_s.map(|d| (d * 1e9).round() as i64);
+    let spin_ns = (cfg.spin_us as i64).saturating_mul(1000);
+    let stall_ns = (cfg.stall_threshold_us as i64).saturating_mul(1000);
+    let retries0 = sender.stats().retries;
+    let calls0 = sender.stats().calls;
+
+    let mut total = LogHistogram::default();
+    let mut interval = LogHistogram::default();
+    // the clock starts once the source has a lead (bounded wait)
+    let waited = now_ns();
+    while !source.prefilled() && now_ns() - waited < PREFILL_WAIT_NS {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let start = now_ns() + LEAD_NS;
+    let mut shift = 0i64;
+    let (mut sent, mut bytes, mut stalls) = (0u64, 0u64, 0u64);
+    let (mut first, mut last) = (None, 0i64);
+    let mut next_publish = start + PUBLISH_NS;
+    let mut end = EndReason::SourceDone;
+
+    'batches: loop {
+        live.backlog.store(source.backlog(), Ordering::Relaxed);
+        let Some((batch, bshift)) = source.next_batch()? else { break };
+        let n = batch.len();
+        let mut i = 0;
+        while i < n {
+            if stop.load(Ordering::Relaxed) {
+                end = EndReason::Stopped;
+                break 'batches;
+            }
+            let room = match cfg.limit {
+                Some(l) if sent >= l => {
+                    end = EndReason::Limit;
+                    break 'batches;
+                }
+                Some(l) => batch_max.min((l - sent) as usize),
+                None => batch_max,
+            };
+            let rel = scale(batch.offset(i) + bshift);
+            let mut t = if cfg.topspeed {
+                let t = now_ns();
+                if duration_ns.is_some_and(|d| t - start > d) {
+                    end = EndReason::Duration;
+                    break 'batches;
+                }
+                t
+            } else {
+                if duration_ns.is_some_and(|d| rel > d) {
+                    end = EndReason::Duration;
+                    break 'batches;
+                }
+                match wait_until(start + shift + rel, spin_ns, stop) {
+                    Some(t) => t,
+                    None => {
+                        end = EndReason::Stopped;
+                        break 'batches;
+                    }
+                }
+            };
+            // every frame due by now, up to a batch
+            let mut parts: [FrameParts<'_>; MAX_BATCH] = [[&[][..], &[][..]]; MAX_BATCH];
+            let (mut k, mut batch_bytes, mut j) = (0usize, 0u64, i);
+            while j < n && k < room {
+                if !cfg.topspeed && j > i {
+                    let r = scale(batch.offset(j) + bshift);
+                    if start + shift + r > t || duration_ns.is_some_and(|d| r > d) {
+                        break;
+                    }
+                }
+                let f = batch.frame(j);
+                allow.check_frame(f[0]).map_err(|source| PacerError::Allowlist { index: sent + k as u64, source })?;
+                parts[k] = f;
+                batch_bytes += batch.frame_len(j) as u64;
+                k += 1;
+                j += 1;
+            }
+            if !ceiling.is_unlimited() {
+                while let Some(w) = ceiling.admit(k, batch_bytes) {
+                    let until = now_ns() + w.as_nanos().min(i64::MAX as u128) as i64;
+                    if wait_until(until, spin_ns, stop).is_none() {
+                        end = EndReason::Stopped;
+                        break 'batches;
+                    }
+                }
+                t = now_ns();
+            }
+            if !cfg.topspeed {
+                let first_late = t - (start + shift + rel);
+                for m in i..j {
+                    let late = (t - (start + shift + scale(batch.offset(m) + bshift))).max(0) as u64;
+                    total.record(late);
+                    interval.record(late);
+                }
+                if first_late > stall_ns {
+                    stalls += 1;
+                    live.stalls.fetch_add(1, Ordering::Relaxed);
+                    if cfg.stall == StallPolicy::Shift {
+                        shift += first_late;
+                    }
+                }
+            }
+            sender.send_all(&parts[..k])?;
+            sent += k as u64;
+            bytes += batch_bytes;
+            first.get_or_insert(t);
+            last = t;
+            live.frames.fetch_add(k as u64, Ordering::Relaxed);
+            live.bytes.fetch_add(batch_bytes, Ordering::Relaxed);
+            if t >= next_publish {
+                live.retries.store(sender.stats().retries - retries0, Ordering::Relaxed);
+                publish(live, &mut interval);
+                next_publish = t + PUBLISH_NS;
+            }
+            i = j;
+        }
+    }
+    if end == EndReason::SourceDone && cfg.limit.is_some_and(|l| sent >= l) {
+        // the source stopped at the limit (a model's generator counts frames too)
+        end = EndReason::Limit;
+    }
+    live.retries.store(sender.stats().retries - retries0, Ordering::Relaxed);
+    publish(live, &mut interval);
+    let s = sender.stats();
+    Ok(PacerReport {
+        frames: sent,
+        bytes,
+        sendmmsg_calls: s.calls - calls0,
+        retries: s.retries - retries0,
+        seconds: first.map_or(0.0, |f| (last - f) as f64 / 1e9),
+        lateness: Lateness::of(&total),
+        stalls,
+        shifted_ns: shift,
+        ceiling_waits: ceiling.waits,
+        end,
+    })
+}
+
+/// Hands the interval's lateness to [`Live`] when the previous one was taken (never blocks).
+fn publish(live: &Live, interval: &mut LogHistogram) {
+    if interval.count() == 0 {
+        return;
+    }
+    if let Ok(mut g) = live.lateness.try_lock() {
+        match g.as_mut() {
+            None => *g = Some(std::mem::take(interval)),
+            Some(_) => {} // not yet read: keep accumulating
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emit::batch::Batch;
+    use crate::emit::sender::{Interface, SenderStats};
+
+    /// Records when each frame was handed over, and its bytes.
+    struct Recorder {
+        iface: Interface,
+        stats: SenderStats,
+        at: Vec<i64>,
+        frames: Vec<Vec<u8>>,
+    }
+    impl Recorder {
+        fn new() -> Recorder {
+            Recorder { iface: Interface { name: "rec0".into(), index: 1, mac: [2, 0, 0, 0, 0, 1], mtu: 1500, up: true }, stats: SenderStats::default(), at: vec![], frames: vec![] }
+        }
+    }
+    impl FrameSender for Recorder {
+        fn interface(&self) -> &Interface {
+            &self.iface
+        }
+        fn send_all(&mut self, frames: &[FrameParts<'_>]) -> Result<(), SendError> {
+            let t = now_ns();
+            for f in frames {
+                self.at.push(t);
+                self.frames.push([f[0], f[1]].concat());
+                self.stats.frames += 1;
+            }
+            self.stats.calls += 1;
+            Ok(())
+        }
+        fn stats(&self) -> SenderStats {
+            self.stats
+        }
+    }
+
+    /// A source of batches held in memory.
+    struct Batches(Vec<Batch>, usize);
+    impl FrameSource for Batches {
+        fn next_batch(&mut self) -> Result<Option<(&Batch, i64)>, SourceError> {
+            self.1 += 1;
+            Ok(self.0.get(self.1 - 1).map(|b| (b, 0)))
+        }
+        fn backlog(&self) -> u64 {
+            0
+        }
+    }
+
+    /// An IPv4/UDP frame to 10.0.0.2 (or `dst`).
+    fn frame(dst: [u8; 4]) -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[30..34].copy_from_slice(&dst);
+        f
+    }
+
+    fn source(offsets: &[i64], dst: [u8; 4]) -> Batches {
+        let mut bs = vec![Batch::new()];
+        for &o in offsets {
+            if bs.last().unwrap().is_full() {
+                bs.push(Batch::new());
+            }
+            bs.last_mut().unwrap().push(o, &frame(dst), &[]);
+        }
+        Batches(bs, 0)
+    }
+
+    fn allow() -> Allowlist {
+        Allowlist::new(vec!["10.0.0.0/8".parse().unwrap()]).unwrap()
+    }
+
+    fn go(cfg: &PacerConfig, src: &mut dyn FrameSource, rec: &mut Recorder) -> Result<PacerReport, PacerError> {
+        let stop = AtomicBool::new(false);
+        run(cfg, src, rec, &allow(), &stop, &Live::default())
+    }
+
+    #[test]
+    fn frames_leave_at_their_deadlines_without_drift() {
+        // 2000 frames every 500 µs: 1 s; absolute deadlines keep the last one on time
+        let offs: Vec<i64> = (0..2000).map(|i| i * 500_000).collect();
+        let mut rec = Recorder::new();
+        let cfg = PacerConfig::default();
+        let r = go(&cfg, &mut source(&offs, [10, 0, 0, 2]), &mut rec).unwrap();
+        assert_eq!(r.frames, 2000);
+        assert_eq!(r.end, EndReason::SourceDone);
+        // schedule error of each frame around the best constant offset: the median frame
+        // within 200 µs of its slot (loose: shared CI cores), and the last one not drifted
+        let t0 = rec.at[0];
+        let mut errs: Vec<i64> = rec.at.iter().zip(&offs).map(|(t, o)| (t - t0) - o).collect();
+        let end_err = *errs.last().unwrap();
+        errs.sort();
+        let med = errs[errs.len() / 2];
+        let mut centred: Vec<i64> = errs.iter().map(|e| (e - med).abs()).collect();
+        centred.sort();
+        assert!(centred[centred.len() / 2] < 200_000, "median schedule error {} ns", centred[centred.len() / 2]);
+        assert!((end_err - med).abs() < 20_000_000, "the last frame was {} ns off: drift", end_err - med);
+        // sleeping per gap would add ~50-100 µs per frame: 100-200 ms over 2000 frames
+        let l = r.lateness.unwrap();
+        assert_eq!(l.frames, 2000);
+        assert!((r.seconds - 0.9995).abs() < 0.05, "{}", r.seconds);
+    }
+
+    #[test]
+    fn multiplier_limit_and_duration() {
+        let offs: Vec<i64> = (0..1000).map(|i| i * 1_000_000).collect(); // 1 s at 1 ms gaps
+        let mut rec = Recorder::new();
+        let cfg = PacerConfig { multiplier: 4.0, ..Default::default() };
+        let r = go(&cfg, &mut source(&offs, [10, 0, 0, 2]), &mut rec).unwrap();
+        assert!((r.seconds - 0.25).abs() < 0.05, "x4 of 1 s took {} s", r.seconds);
+        let mut rec = Recorder::new();
+        let r = go(&PacerConfig { limit: Some(123), ..Default::default() }, &mut source(&offs, [10, 0, 0, 2]), &mut rec).unwrap();
+        assert_eq!((r.frames, r.end, rec.frames.len()), (123, EndReason::Limit, 123));
+        let mut rec = Recorder::new();
+        let r = go(&PacerConfig { duration_s: Some(0.1), ..Default::default() }, &mut source(&offs, [10, 0, 0, 2]), &mut rec).unwrap();
+        // offsets 0..=100 ms are inside 0.1 s
+        assert_eq!((r.frames, r.end), (101, EndReason::Duration));
+    }
+
+    #[test]
+    fn topspeed_sends_full_batches_and_the_ceiling_caps_it() {
+        let offs: Vec<i64> = vec![0; 3000];
+        let mut rec = Recorder::new();
+        let r = go(&PacerConfig { topspeed: true, ..Default::default() }, &mut source(&offs, [10, 0, 0, 2]), &mut rec).unwrap();
+        assert_eq!(r.frames, 3000);
+        assert!(r.lateness.is_none());
+        assert!(r.sendmmsg_calls <= 3000 / 32 + 12, "{} calls", r.sendmmsg_calls);
+        let mut rec = Recorder::new();
+        let cfg = PacerConfig { topspeed: true, ceiling: CeilingConfig { pps: Some(10_000.0), mbps: None }, ..Default::default() };
+        let r = go(&cfg, &mut source(&offs[..2000], [10, 0, 0, 2]), &mut rec).unwrap();
+        // 2000 frames at ≤ 10 kpps (after one burst of ≤ 32): at least ~0.19 s
+        assert!(r.seconds >= 0.18, "2000 frames under a 10 kpps ceiling took {} s", r.seconds);
+        assert!(r.ceiling_waits > 0);
+    }
+
+    #[test]
+    fn a_frame_outside_the_allowlist_stops_the_run_before_it_is_sent() {
+        let mut src = source(&[0, 1000, 2000], [10, 0, 0, 2]);
+        src.0[0].push(3000, &frame([8, 8, 8, 8]), &[]);
+        let mut rec = Recorder::new();
+        let e = go(&PacerConfig { topspeed: true, ..Default::default() }, &mut src, &mut rec).unwrap_err();
+        assert!(matches!(e, PacerError::Allowlist { index: 3, .. }), "{e}");
+        assert!(e.to_string().contains("8.8.8.8"), "{e}");
+        // the three allowed frames were in the same batch as the refused one: none was sent
+        assert!(rec.frames.iter().all(|f| f[30..34] == [10, 0, 0, 2]));
+        assert!(rec.frames.len() < 4);
+    }
+
+    #[test]
+    fn stall_policies_burst_catches_up_and_shift_keeps_gaps() {
+        // the source's second batch comes 30 ms late
+        struct Slow(Batches, bool);
+        impl FrameSource for Slow {
+            fn next_batch(&mut self) -> Result<Option<(&Batch, i64)>, SourceError> {
+                if self.0 .1 == 1 && !self.1 {
+                    self.1 = true;
+                    std::thread::sleep(std::time::Duration::from_millis(30));
+                }
+                self.0.next_batch()
+            }
+            fn backlog(&self) -> u64 {
+                0
+            }
+        }
+        let offs: Vec<i64> = (0..512).map(|i| i * 200_000).collect(); // 2 batches, 200 µs gaps
+        for (policy, min_span, max_span) in [(StallPolicy::Burst, 0.09, 0.11), (StallPolicy::Shift, 0.115, 0.2)] {
+            let mut rec = Recorder::new();
+            let cfg = PacerConfig { stall: policy, ..Default::default() };
+            let r = go(&cfg, &mut Slow(source(&offs, [10, 0, 0, 2]), false), &mut rec).unwrap();
+            assert_eq!(r.frames, 512);
+            assert!(r.stalls >= 1, "{policy:?}");
+            let span = (rec.at[511] - rec.at[0]) as f64 / 1e9;
+            assert!((min_span..max_span).contains(&span), "{policy:?}: span {span} s (schedule 0.1022 s)");
+            if policy == StallPolicy::Shift {
+                assert!(r.shifted_ns >= 25_000_000, "{}", r.shifted_ns);
+            }
+        }
+    }
+
+    #[test]
+    fn stop_flag_ends_a_long_sleep() {
+        let mut rec = Recorder::new();
+        let stop = AtomicBool::new(false);
+        let mut src = source(&[0, 60_000_000_000], [10, 0, 0, 2]);
+        let r = std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                stop.store(true, Ordering::SeqCst);
+            });
+            run(&PacerConfig::default(), &mut src, &mut rec, &allow(), &stop, &Live::default()).unwrap()
+        });
+        assert_eq!((r.frames, r.end), (1, EndReason::Stopped));
+    }
+
+    #[test]
+    fn thread_setup_sets_timer_slack() {
+        std::thread::spawn(|| {
+            prepare_thread(None, None).unwrap();
+            // SAFETY: PR_GET_TIMERSLACK returns the calling thread's slack.
+            assert_eq!(unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) }, 1);
+        })
+        .join()
+        .unwrap();
+        let e = std::thread::spawn(|| prepare_thread(Some(100_000), None)).join().unwrap().unwrap_err();
+        assert!(e.to_string().contains("CPU 100000"), "{e}");
+    }
+}
