@@ -11,7 +11,8 @@ use super::vae::{LossCurve, VaeShape};
 
 /// The model format this build writes and reads.
 /// 2: adds the TCP handshake/teardown heads (`tcp_heads.safetensors`).
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: adds the recurring payload lengths (`payload_support.safetensors`).
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

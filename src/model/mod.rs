@@ -19,6 +19,7 @@ pub mod gmm;
 pub mod lean_lstm;
 pub mod manifest;
 pub mod packet_bank;
+pub mod payload_support;
 pub mod scaler;
 pub mod store;
 pub mod tcp_heads;
@@ -37,6 +38,7 @@ use flow_lstm::FlowLstm;
 use gmm::Gmm;
 use manifest::Manifest;
 use store::ModelError;
+use payload_support::PayloadSupport;
 use tcp_heads::TcpHeads;
 use vae::Vae;
 
@@ -48,6 +50,8 @@ pub struct Model {
     pub lstm: [Option<FlowLstm>; 3],
     pub aggregate: Aggregate,
     pub tcp: TcpHeads,
+    /// Payload lengths that recur in training; decoded packets snap to them.
+    pub payload: PayloadSupport,
 }
 
 /// A packet decoded from a component.
@@ -101,7 +105,10 @@ impl Model {
         let tcp_path = dir.join(store::TCP_HEADS);
         let t = store::read_tensors(&tcp_path)?;
         let tcp = TcpHeads::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: tcp_path, msg })?;
-        Ok(Model { manifest, vae, packet_gmm, lstm, aggregate, tcp })
+        let support_path = dir.join(store::PAYLOAD_SUPPORT);
+        let t = store::read_tensors(&support_path)?;
+        let payload = PayloadSupport::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: support_path, msg })?;
+        Ok(Model { manifest, vae, packet_gmm, lstm, aggregate, tcp, payload })
     }
 
     /// Writes the model directory (created if needed).
@@ -116,6 +123,7 @@ impl Model {
         }
         store::write_tensors(&dir.join(store::AGGREGATE), &self.aggregate.named_tensors())?;
         store::write_tensors(&dir.join(store::TCP_HEADS), &self.tcp.named_tensors())?;
+        store::write_tensors(&dir.join(store::PAYLOAD_SUPPORT), &self.payload.named_tensors())?;
         store::write_manifest(dir, &self.manifest)
     }
 
@@ -123,7 +131,8 @@ impl Model {
         self.vae.vs.device()
     }
 
-    /// Decodes packets from GMM `components` (one latent draw each from the project RNG).
+    /// Decodes packets from GMM `components` (one latent draw each from the project RNG);
+    /// payload lengths near a recurring training length become that length.
     pub fn sample_packets(&self, components: &[usize], rng: &mut SplitMix64) -> Vec<PacketSample> {
         if components.is_empty() {
             return Vec::new();
@@ -135,7 +144,13 @@ impl Model {
             .to_kind(Kind::Float)
             .contiguous();
         let flat = Vec::<f32>::try_from(x.view([-1])).unwrap_or_default();
-        flat.chunks_exact(PACKET_DIM).map(|v| decode_row(v, rng)).collect()
+        flat.chunks_exact(PACKET_DIM)
+            .map(|v| {
+                let mut p = decode_row(v, rng);
+                p.size = p.header_len + self.payload.snap(p.size - p.header_len);
+                p
+            })
+            .collect()
     }
 }
 

@@ -14,6 +14,7 @@ pub const PACKET_VAE: &str = "packet_vae.safetensors";
 pub const PACKET_GMM: &str = "packet_gmm.safetensors";
 pub const AGGREGATE: &str = "aggregate_gmm.safetensors";
 pub const TCP_HEADS: &str = "tcp_heads.safetensors";
+pub const PAYLOAD_SUPPORT: &str = "payload_support.safetensors";
 
 pub fn flow_lstm_file(kind: &str) -> String {
     format!("flow_lstm_{kind}.safetensors")

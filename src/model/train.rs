@@ -14,6 +14,7 @@ use super::flow_lstm::{FlowLstm, LstmShape};
 use super::gmm::{Gmm, GmmError, GmmFitOptions};
 use super::manifest::{AggregateLevel, Features, FlowLevel, KindCounts, Manifest, PacketLevel, TrainingSummary, FORMAT_VERSION};
 use super::scaler::Scaler;
+use super::payload_support::PayloadSupport;
 use super::tcp_heads::TcpHeads;
 use super::vae::{TrainSettings, Vae, VaeShape};
 use super::Model;
@@ -249,6 +250,7 @@ pub fn train(paths: &[PathBuf], opts: &TrainOptions, progress: &mut dyn FnMut(Pr
     let t2 = Instant::now();
     let aggregate = Aggregate::fit(&ds.flow_rows, opts.aggregate_k_max, opts.seed + 7)?;
     let tcp = TcpHeads::fit(&ds, (0..ds.flows.len()).filter(|&i| !is_val[i]));
+    let payload = PayloadSupport::fit(&ds, train_rows.iter().copied());
     let seconds_aggregate = t2.elapsed().as_secs_f64();
     progress(Progress::LevelDone { level: "aggregate".into(), seconds: seconds_aggregate });
 
@@ -276,7 +278,7 @@ pub fn train(paths: &[PathBuf], opts: &TrainOptions, progress: &mut dyn FnMut(Pr
         aggregate: AggregateLevel { gmm_k_max: opts.aggregate_k_max, flows: counts },
         training: TrainingSummary { packets: n as u64, vae_loss, lstm_loss, seconds_packet, seconds_flow, seconds_aggregate },
     };
-    Ok(Model { manifest, vae, packet_gmm: fit.gmm, lstm, aggregate, tcp })
+    Ok(Model { manifest, vae, packet_gmm: fit.gmm, lstm, aggregate, tcp, payload })
 }
 
 #[cfg(test)]
