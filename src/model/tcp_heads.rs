@@ -64,6 +64,8 @@ pub struct TcpHeads {
     pub log_dt: [[f64; QUANTILES]; 8],
     /// Per role: quantiles of the IP total length.
     pub size: [[f64; QUANTILES]; 8],
+    /// Per role: quantiles of the payload length (a server's last data often rides on its FIN).
+    pub payload: [[f64; QUANTILES]; 8],
     /// Training examples per role (0: the defaults are used).
     pub seen: [u64; 8],
     /// Probability of each [`Close`], in [`CLOSES`] order.
@@ -77,6 +79,7 @@ impl Default for TcpHeads {
         TcpHeads {
             log_dt: [[DEFAULT_LOG_DT; QUANTILES]; 8],
             size: std::array::from_fn(|r| [DEFAULT_SIZE[r]; QUANTILES]),
+            payload: [[0.0; QUANTILES]; 8],
             seen: [0; 8],
             close_p: [1.0, 0.0, 0.0, 0.0],
             client_closes: 1.0,
@@ -89,6 +92,7 @@ impl Default for TcpHeads {
 struct Pkt {
     log_dt: f64,
     size: f64,
+    payload_len: f64,
     payload: bool,
     backward: bool,
     fin: bool,
@@ -99,10 +103,12 @@ struct Pkt {
 
 fn pkt(row: &[f32]) -> Pkt {
     let size = 10f64.powf(f64::from(row[col::LOG_SIZE]));
+    let payload_len = (size.round() - f64::from(row[col::HEADER]).round()).max(0.0);
     Pkt {
         log_dt: f64::from(row[col::LOG_DT]),
         size,
-        payload: size.round() > f64::from(row[col::HEADER]).round(),
+        payload_len,
+        payload: payload_len > 0.0,
         backward: row[col::DIRECTION] > 0.5,
         fin: row[col::FLAGS] > 0.5,
         syn: row[col::FLAGS + 1] > 0.5,
@@ -136,11 +142,13 @@ impl TcpHeads {
     pub fn fit(ds: &Dataset, flows: impl Iterator<Item = usize>) -> TcpHeads {
         let mut dt: [Vec<f64>; 8] = Default::default();
         let mut size: [Vec<f64>; 8] = Default::default();
+        let mut payload: [Vec<f64>; 8] = Default::default();
         let mut closes = [0u64; 4];
         let (mut client_first, mut fins) = (0u64, 0u64);
         let mut push = |r: Role, p: &Pkt| {
             dt[r as usize].push(p.log_dt);
             size[r as usize].push(p.size);
+            payload[r as usize].push(p.payload_len);
         };
         for f in flows.filter_map(|i| ds.flows.get(i)).filter(|f| f.kind == FlowKind::Connected) {
             let ps: Vec<Pkt> = (f.start..f.start + f.len).map(|r| pkt(ds.row(r))).collect();
@@ -212,6 +220,7 @@ impl TcpHeads {
             h.seen[i] = dt[i].len() as u64;
             h.log_dt[i] = quantiles(std::mem::take(&mut dt[i]), DEFAULT_LOG_DT);
             h.size[i] = quantiles(std::mem::take(&mut size[i]), DEFAULT_SIZE[i]);
+            h.payload[i] = quantiles(std::mem::take(&mut payload[i]), 0.0);
         }
         if total > 0 {
             h.close_p = closes.map(|c| c as f64 / total as f64);
@@ -228,6 +237,11 @@ impl TcpHeads {
         let dt = 10f64.powf(draw(&self.log_dt[r], rng).clamp(-9.0, 4.0));
         let size = draw(&self.size[r], rng).round().clamp(20.0, 65_535.0) as u32;
         (dt, size)
+    }
+
+    /// A role's payload length (drawn apart from its size: the headers are the flow's).
+    pub fn sample_payload(&self, role: Role, rng: &mut SplitMix64) -> u32 {
+        draw(&self.payload[role as usize], rng).round().clamp(0.0, 65_535.0) as u32
     }
 
     /// How a flow closes and whether the client closes first.
@@ -250,6 +264,7 @@ impl TcpHeads {
         vec![
             ("log_dt".into(), flat(&self.log_dt)),
             ("size".into(), flat(&self.size)),
+            ("payload".into(), flat(&self.payload)),
             ("seen".into(), Tensor::from_slice(&seen)),
             ("close_p".into(), Tensor::from_slice(&self.close_p)),
             ("client_closes".into(), Tensor::from_slice(&[self.client_closes])),
@@ -277,6 +292,7 @@ impl TcpHeads {
         Ok(TcpHeads {
             log_dt: table("log_dt")?,
             size: table("size")?,
+            payload: table("payload")?,
             seen: std::array::from_fn(|i| seen[i].max(0.0) as u64),
             close_p: [close_p[0], close_p[1], close_p[2], close_p[3]],
             client_closes: f64s("client_closes", 1)?[0],
@@ -353,6 +369,9 @@ mod tests {
             assert!((dt - 0.01).abs() < 1e-6, "{dt}");
             assert_eq!(size, 60);
         }
+        // payload rides on no handshake packet here; the data packet is not a head
+        assert_eq!(h.sample_payload(Role::Syn, &mut rng), 0);
+        assert_eq!(h.sample_payload(Role::FinFirst, &mut rng), 0);
         // unseen role: defaults
         let (dt, size) = TcpHeads::default().sample(Role::Syn, &mut rng);
         assert!((dt - 1e-4).abs() < 1e-9 && size == 60);

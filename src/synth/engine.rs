@@ -572,8 +572,14 @@ impl<'m> Engine<'m> {
             let skip = usize::from(fin_from.is_some());
             for &(role, dir, flags) in &steps[skip.min(steps.len())..] {
                 let (dt, _) = self.heads.sample(role, &mut f.rng);
-                // control segments carry no payload
-                let size = f.ip_hdr + if flags & TcpFlags::RST != 0 { 20 } else { f.l4_hdr };
+                let (size, flags) = if flags & TcpFlags::FIN != 0 {
+                    // a FIN may carry the sender's last data, pushed, as in training
+                    let payload = self.heads.sample_payload(role, &mut f.rng);
+                    (f.ip_hdr + f.l4_hdr + payload, if payload > 0 { flags | TcpFlags::PSH } else { flags })
+                } else {
+                    // ACKs and RSTs carry no payload
+                    (f.ip_hdr + if flags & TcpFlags::RST != 0 { 20 } else { f.l4_hdr }, flags)
+                };
                 push(f, dt * NS / self.cfg.multiplier, dir, size, flags);
             }
         }
