@@ -248,3 +248,24 @@ fn daemon_runs_reloads_and_drains() {
     assert!(!log_text.contains('\u{1b}'), "colour codes in the journald log");
     assert!(log_text.lines().all(|l| !l.starts_with("20")), "timestamps in the journald log:\n{log_text}");
 }
+
+/// `systemd-analyze verify` on the unit, with ExecStart pointed at the binary just built (the
+/// verifier checks that the executable exists).
+#[test]
+fn the_unit_file_verifies() {
+    let have = Command::new("sh").args(["-c", "command -v systemd-analyze"]).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("skipping: systemd-analyze is not installed (scripts/setup.sh installs systemd)");
+        return;
+    }
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/trafgend.service")).unwrap();
+    for line in ["Type=notify", "WatchdogSec=", "NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=CAP_NET_RAW\n", "AmbientCapabilities=CAP_NET_RAW\n"] {
+        assert!(unit.contains(line), "the unit lacks {line:?}");
+    }
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("trafgend.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/trafgend", env!("CARGO_BIN_EXE_trafgend"))).unwrap();
+    let o = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !err.contains("trafgend.service"), "systemd-analyze verify: {err}");
+}
