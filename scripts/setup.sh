@@ -21,7 +21,8 @@ TORCH_VERSION="2.13.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="${TRAFGEN_VENV:-$ROOT/.venv}"
-APT_PACKAGES=(libpcap-dev tcpdump tshark iproute2 pkg-config build-essential tcpreplay)
+# systemd: only for `systemd-analyze verify` of systemd/trafgend.service (tests/daemon.rs).
+APT_PACKAGES=(libpcap-dev tcpdump tshark iproute2 pkg-config build-essential tcpreplay systemd)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

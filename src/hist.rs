@@ -49,6 +49,12 @@ impl LogHistogram {
     pub fn count(&self) -> u64 {
         self.total
     }
+    /// The non-empty buckets in increasing order: (lowest value, highest value, count).
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        self.counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(b, &c)| {
+            (bucket_low(b), bucket_low(b + 1).saturating_sub(1), c)
+        })
+    }
     /// The q-quantile (0 ≤ q ≤ 1): exact min/max, bucket midpoint in between.
     pub fn quantile(&self, q: f64) -> Option<u64> {
         if self.total == 0 {
@@ -87,6 +93,20 @@ mod tests {
             prev = b;
             assert!(bucket_low(b) <= v);
         }
+    }
+
+    #[test]
+    fn buckets_cover_the_values() {
+        let mut h = LogHistogram::default();
+        for v in [3u64, 3, 1000, 1001, 5_000_000] {
+            h.record(v);
+        }
+        let b: Vec<_> = h.buckets().collect();
+        assert_eq!(b.iter().map(|x| x.2).sum::<u64>(), 5);
+        assert_eq!(b[0], (3, 3, 2));
+        assert!(b.iter().all(|&(lo, hi, _)| lo <= hi));
+        assert!(b.windows(2).all(|w| w[0].1 < w[1].0));
+        assert!(b.iter().any(|&(lo, hi, _)| lo <= 5_000_000 && 5_000_000 <= hi));
     }
 
     #[test]

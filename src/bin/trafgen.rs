@@ -62,8 +62,25 @@ enum Cmd {
         on REAL); `trafgen eval --split 0.5 CAPTURE` splits one capture by time and compares the held-out \
         part with the first part (floor) and the baseline fitted on the first part.")]
     Eval(EvalArgs),
+    /// Show what a running trafgend is doing: per stream its state, frames and bytes sent,
+    /// current rate, lateness, retries, send errors and generator backlog (from the daemon's
+    /// /status endpoint on localhost).
+    Status(StatusArgs),
     /// Print the version, the libtorch this build links and whether CUDA is usable.
     Version,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The daemon's metrics endpoint ([daemon] metrics_listen in its config).
+    #[arg(long, default_value = "http://127.0.0.1:9177")]
+    url: String,
+    /// Print the raw /status JSON.
+    #[arg(long, conflicts_with = "metrics")]
+    json: bool,
+    /// Print the raw Prometheus /metrics text.
+    #[arg(long)]
+    metrics: bool,
 }
 
 #[derive(Args)]
@@ -680,6 +697,36 @@ fn send(args: &SendArgs) -> Result<()> {
     Ok(())
 }
 
+fn status(args: &StatusArgs) -> Result<()> {
+    use trafgen::daemon::endpoint::get;
+    if args.metrics {
+        print!("{}", get(&args.url, "/metrics")?);
+        return Ok(());
+    }
+    let body = get(&args.url, "/status").context("is trafgend running? (systemctl status trafgend)")?;
+    if args.json {
+        println!("{body}");
+        return Ok(());
+    }
+    let s: trafgen::daemon::metrics::Status = serde_json::from_str(&body).with_context(|| format!("{}/status: not a trafgend status document", args.url))?;
+    println!("trafgend {}  config {}  up {:.0} s  reloads {} ok, {} rejected", s.version, s.config, s.uptime_s, s.reloads, s.reload_failures);
+    if let Some(e) = &s.last_reload_error {
+        println!("last reload rejected: {e}");
+    }
+    println!("{:<16} {:<10} {:<8} {:>12} {:>10} {:>10} {:>11} {:>11} {:>8} {:>7} {:>8}", "STREAM", "INTERFACE", "STATE", "FRAMES", "PPS", "MBIT/S", "LATE p50", "LATE p99", "RETRIES", "ERRORS", "BACKLOG");
+    let lat = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |s| format!("{:.1} µs", s * 1e6));
+    for m in &s.streams {
+        println!(
+            "{:<16} {:<10} {:<8} {:>12} {:>10.0} {:>10.2} {:>11} {:>11} {:>8} {:>7} {:>8}",
+            m.name, m.interface, m.phase.as_str(), m.frames_sent, m.rate_pps, m.rate_bps / 1e6, lat(m.lateness_p50_s), lat(m.lateness_p99_s), m.retries, m.send_errors, m.backlog
+        );
+        if let Some(d) = &m.detail {
+            println!("  {}: {d}", m.name);
+        }
+    }
+    Ok(())
+}
+
 /// Nanoseconds as microseconds, for stats lines.
 fn us(ns: u64) -> String {
     format!("{:.1} µs", ns as f64 / 1e3)
@@ -902,6 +949,7 @@ fn run() -> Result<()> {
         Cmd::Demo(args) => demo(args),
         Cmd::Generate(args) => generate(args),
         Cmd::Send(args) => send(args),
+        Cmd::Status(args) => status(args),
         Cmd::Validate(args) => validate(args),
         Cmd::Train(args) => train(args),
         Cmd::Eval(args) => eval(args),

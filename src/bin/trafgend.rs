@@ -1,25 +1,30 @@
 //! `trafgend`: the traffic-generator daemon (`trafgend [--config PATH] [--check]`).
 //!
-//! Owns: the command line, logging set-up and the exit status (0 ok, 2 invalid or unreadable
-//! configuration, 1 anything else). Everything else lives in the library
-//! ([`trafgen::daemon`]); this file only wires it together.
-//! Today it reads and validates the configuration and logs what it would run: the emitter
-//! (generation → framing → sending, systemd notify, reload, metrics) comes with issue 6.
+//! Owns: the command line, logging set-up, the tokio runtime of the control plane and the
+//! exit status (0 after a clean stop, 2 invalid or unreadable configuration, 1 anything
+//! else). Everything else lives in the library ([`trafgen::daemon`]); this file only wires it
+//! together.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use trafgen::daemon::{Cidr, Config, LogFormat, StreamConfig, DEFAULT_CONFIG_PATH};
+use trafgen::daemon::notify::Notifier;
+use trafgen::daemon::{Config, LogFormat, DEFAULT_CONFIG_PATH};
 
 /// Exit status for a configuration that cannot be read or is invalid (systemd's unit keeps it
 /// from restarting in a loop: RestartPreventExitStatus=2).
 const EXIT_BAD_CONFIG: u8 = 2;
 
-/// Generate traffic on network interfaces as configured in a TOML file.
+/// Generate traffic on network interfaces as configured in a TOML file: every [[stream]] runs
+/// on its own threads; SIGHUP reloads the file (an invalid one is logged and the running
+/// streams stay), SIGTERM/SIGINT stop every stream and log its totals. Prometheus metrics and
+/// a JSON status are served on [daemon] metrics_listen (/metrics, /status; see
+/// `trafgen status`). Under systemd (Type=notify) it reports READY/RELOADING/STOPPING and
+/// pings the watchdog.
 #[derive(Debug, Parser)]
 #[command(name = "trafgend", version)]
 struct Args {
@@ -45,49 +50,26 @@ fn main() -> ExitCode {
         println!("config OK: {} streams", config.streams.len());
         return ExitCode::SUCCESS;
     }
-    match run(&args, &config) {
+    match run(&args, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            tracing::error!("{e:#}");
             eprintln!("trafgend: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(args: &Args, config: &Config) -> anyhow::Result<()> {
+fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     init_logging(config.daemon.log_format)?;
-    tracing::info!(
-        config = %args.config.display(),
-        streams = config.streams.len(),
-        metrics_listen = %config.daemon.metrics_listen,
-        "configuration loaded"
-    );
-    for stream in &config.streams {
-        log_plan(stream);
-    }
-    tracing::warn!("the emitter is not implemented yet: nothing is sent; exiting");
+    let notifier = Notifier::from_env().context("systemd notification socket")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("trafgend-control")
+        .build()
+        .context("starting the control-plane runtime")?;
+    runtime.block_on(trafgen::daemon::control::run(&args.config, config, notifier))?;
     Ok(())
-}
-
-/// Logs what the daemon would start for one stream.
-fn log_plan(stream: &StreamConfig) {
-    let allowlist: Vec<String> = stream.allowlist.iter().map(ToString::to_string).collect();
-    let a = &stream.addresses;
-    let show = |c: &Option<Cidr>| c.map_or_else(|| "default".to_owned(), |c| c.to_string());
-    tracing::info!(
-        stream = %stream.name,
-        interface = %stream.interface,
-        source = %stream.source.kind(),
-        path = %stream.source.path().display(),
-        seed = stream.seed,
-        rate = %stream.rate,
-        allowlist = %allowlist.join(","),
-        client_v4 = %show(&a.client_v4),
-        server_v4 = %show(&a.server_v4),
-        client_v6 = %show(&a.client_v6),
-        server_v6 = %show(&a.server_v6),
-        "would start stream"
-    );
 }
 
 /// Logs to stderr (journald collects it under systemd), filtered by RUST_LOG (default `info`).

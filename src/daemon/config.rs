@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::emit::StallPolicy;
 pub use crate::wire::cidr::{Cidr, CidrError};
 use toml::Spanned;
 
@@ -84,6 +85,32 @@ pub struct StreamConfig {
     pub allowlist: Vec<Cidr>,
     /// The subnets that client and server addresses are drawn from; all inside `allowlist`.
     pub addresses: AddressPlan,
+    /// How long, how much and how the stream runs, beyond its pace.
+    pub controls: Controls,
+}
+
+/// The optional run controls of a stream (the same knobs as `trafgen send`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Controls {
+    /// Ignore the schedule and send as fast as the interface takes frames.
+    pub topspeed: bool,
+    /// End after this many seconds (of schedule; of wall-clock time with `topspeed`).
+    pub duration_s: Option<f64>,
+    /// End after this many frames.
+    pub limit: Option<u64>,
+    /// Pcap only: play the capture this many times (default 1).
+    pub loops: Option<u64>,
+    /// Hard ceilings, whatever the schedule asks.
+    pub ceiling_pps: Option<f64>,
+    pub ceiling_mbps: Option<f64>,
+    /// After a stall: `burst` (default) or `shift`.
+    pub stall: StallPolicy,
+    /// Pin the stream's pacer thread to this CPU.
+    pub cpu: Option<usize>,
+    /// Run the pacer thread under SCHED_FIFO at this priority (1..=99; needs CAP_SYS_NICE).
+    pub fifo_priority: Option<i32>,
+    /// Model only: a wire-settings TOML (any `WireConfig` field); `[stream.addresses]` wins.
+    pub wire_config: Option<PathBuf>,
 }
 
 /// What a stream generates from.
@@ -336,6 +363,17 @@ struct RawStream {
     multiplier: Option<Spanned<f64>>,
     allowlist: Spanned<Vec<Spanned<String>>>,
     addresses: Option<RawAddresses>,
+    topspeed: Option<Spanned<bool>>,
+    duration: Option<Spanned<f64>>,
+    limit: Option<Spanned<u64>>,
+    #[serde(rename = "loop")]
+    loops: Option<Spanned<u64>>,
+    ceiling_pps: Option<Spanned<f64>>,
+    ceiling_mbps: Option<Spanned<f64>>,
+    stall: Option<Spanned<String>>,
+    cpu: Option<Spanned<u64>>,
+    fifo_priority: Option<Spanned<i64>>,
+    wire_config: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Deserialize)]
@@ -398,13 +436,83 @@ fn validate_stream(raw: RawStream) -> Result<StreamConfig, Issue> {
     let field = |f: &str| format!("stream[{name:?}].{f}");
     let interface = validate_interface(&raw.interface, &field("interface"))?;
     let source = validate_source(raw.model, raw.pcap, raw.name.span(), &field)?;
+    let (pps, mbps, multiplier) = (raw.pps.clone(), raw.mbps.clone(), raw.multiplier.clone());
     let rate = validate_rate(raw.pps, raw.mbps, raw.multiplier, &field)?;
     let allowlist = validate_allowlist(&raw.allowlist, &field("allowlist"))?;
     let addresses = match raw.addresses {
         Some(a) => validate_addresses(a, &allowlist, &name, &field)?,
         None => AddressPlan::default(),
     };
-    Ok(StreamConfig { name, interface, source, seed: raw.seed, rate, allowlist, addresses })
+    let mut controls = Controls::default();
+    if let Some(t) = raw.topspeed {
+        if *t.get_ref() {
+            if let Some((key, v)) = [("pps", &pps), ("mbps", &mbps), ("multiplier", &multiplier)]
+                .into_iter()
+                .find_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            {
+                let msg = format!("`{key}` sets a pace, `topspeed = true` ignores it: use one or the other");
+                return Err(Issue::new(v.span(), field(key), msg));
+            }
+        }
+        controls.topspeed = t.into_inner();
+    }
+    controls.duration_s = positive(raw.duration, &field("duration"))?;
+    controls.ceiling_pps = positive(raw.ceiling_pps, &field("ceiling_pps"))?;
+    controls.ceiling_mbps = positive(raw.ceiling_mbps, &field("ceiling_mbps"))?;
+    controls.limit = at_least_one(raw.limit, &field("limit"))?;
+    if let (Some(l), Source::Model(_)) = (&raw.loops, &source) {
+        let msg = "`loop` replays a capture: it needs `pcap`, not `model`";
+        return Err(Issue::new(l.span(), field("loop"), msg));
+    }
+    controls.loops = at_least_one(raw.loops, &field("loop"))?;
+    if let (Some(w), Source::Pcap(_)) = (&raw.wire_config, &source) {
+        let msg = "`wire_config` sets how a model's frames are built: it needs `model`, not `pcap`";
+        return Err(Issue::new(w.span(), field("wire_config"), msg));
+    }
+    if let Some(stall) = raw.stall {
+        controls.stall = stall
+            .get_ref()
+            .parse()
+            .map_err(|e: String| Issue::new(stall.span(), field("stall"), e))?;
+    }
+    if let Some(cpu) = raw.cpu {
+        let max = libc::CPU_SETSIZE as u64;
+        if *cpu.get_ref() >= max {
+            let msg = format!("CPU {} does not exist: must be below {max}", cpu.get_ref());
+            return Err(Issue::new(cpu.span(), field("cpu"), msg));
+        }
+        controls.cpu = Some(*cpu.get_ref() as usize);
+    }
+    if let Some(prio) = raw.fifo_priority {
+        if !(1..=99).contains(prio.get_ref()) {
+            let msg = format!("SCHED_FIFO priorities are 1 to 99, got {}", prio.get_ref());
+            return Err(Issue::new(prio.span(), field("fifo_priority"), msg));
+        }
+        controls.fifo_priority = Some(*prio.get_ref() as i32);
+    }
+    if let Some(w) = raw.wire_config {
+        controls.wire_config = Some(non_empty_path(w, &field("wire_config"))?);
+    }
+    Ok(StreamConfig { name, interface, source, seed: raw.seed, rate, allowlist, addresses, controls })
+}
+
+/// An optional number that must be finite and > 0.
+fn positive(value: Option<Spanned<f64>>, field: &str) -> Result<Option<f64>, Issue> {
+    let Some(value) = value else { return Ok(None) };
+    let v = *value.get_ref();
+    if !(v.is_finite() && v > 0.0) {
+        return Err(Issue::new(value.span(), field, format!("must be a finite number > 0, got {v}")));
+    }
+    Ok(Some(v))
+}
+
+/// An optional count that must be at least 1.
+fn at_least_one(value: Option<Spanned<u64>>, field: &str) -> Result<Option<u64>, Issue> {
+    let Some(value) = value else { return Ok(None) };
+    if *value.get_ref() == 0 {
+        return Err(Issue::new(value.span(), field, "must be at least 1, got 0"));
+    }
+    Ok(Some(*value.get_ref()))
 }
 
 fn validate_name(name: &Spanned<String>) -> Result<String, Issue> {
@@ -757,6 +865,45 @@ allowlist = [
         let msg = check_err(&stream_with("pps = 10\nmbps = 5\n"), 8, 8, "stream[\"s\"].mbps");
         assert!(msg.contains("at most one"), "{msg}");
         assert_eq!(parse(&stream_with("mbps = 5\n")).unwrap().streams[0].rate, Rate::Mbps(5.0));
+    }
+
+    #[test]
+    fn controls_parse() {
+        let text = stream_with("duration = 10\nlimit = 5000\nceiling_pps = 2e4\nceiling_mbps = 100\nstall = \"shift\"\ncpu = 1\nfifo_priority = 50\nwire_config = \"w.toml\"\n");
+        let c = &parse(&text).expect("valid").streams[0].controls;
+        assert_eq!(c.duration_s, Some(10.0));
+        assert_eq!(c.limit, Some(5000));
+        assert_eq!((c.ceiling_pps, c.ceiling_mbps), (Some(20_000.0), Some(100.0)));
+        assert_eq!(c.stall, StallPolicy::Shift);
+        assert_eq!((c.cpu, c.fifo_priority), (Some(1), Some(50)));
+        assert_eq!(c.wire_config.as_deref(), Some(Path::new("w.toml")));
+        assert!(!c.topspeed && c.loops.is_none());
+        let pcap = stream_with("topspeed = true\nloop = 3\n").replace("model = \"m\"", "pcap = \"p\"");
+        let c = &parse(&pcap).expect("valid").streams[0].controls;
+        assert!(c.topspeed);
+        assert_eq!(c.loops, Some(3));
+        assert_eq!(parse(&stream_with("")).unwrap().streams[0].controls, Controls::default());
+    }
+
+    #[test]
+    fn bad_controls() {
+        check_err(&stream_with("duration = 0\n"), 7, 12, "stream[\"s\"].duration");
+        check_err(&stream_with("ceiling_pps = -1\n"), 7, 15, "stream[\"s\"].ceiling_pps");
+        check_err(&stream_with("ceiling_mbps = nan\n"), 7, 16, "stream[\"s\"].ceiling_mbps");
+        check_err(&stream_with("limit = 0\n"), 7, 9, "stream[\"s\"].limit");
+        check_err(&stream_with("limit = -3\n"), 7, 9, "stream.limit");
+        let msg = check_err(&stream_with("stall = \"wait\"\n"), 7, 9, "stream[\"s\"].stall");
+        assert!(msg.contains("burst") && msg.contains("shift"), "{msg}");
+        check_err(&stream_with("cpu = 4096\n"), 7, 7, "stream[\"s\"].cpu");
+        check_err(&stream_with("fifo_priority = 0\n"), 7, 17, "stream[\"s\"].fifo_priority");
+        check_err(&stream_with("fifo_priority = 100\n"), 7, 17, "stream[\"s\"].fifo_priority");
+        let msg = check_err(&stream_with("loop = 2\n"), 7, 8, "stream[\"s\"].loop");
+        assert!(msg.contains("pcap"), "{msg}");
+        let pcap = stream_with("wire_config = \"w.toml\"\n").replace("model = \"m\"", "pcap = \"p\"");
+        check_err(&pcap, 7, 15, "stream[\"s\"].wire_config");
+        let msg = check_err(&stream_with("pps = 10\ntopspeed = true\n"), 7, 7, "stream[\"s\"].pps");
+        assert!(msg.contains("topspeed"), "{msg}");
+        check_err(&stream_with("topspeed = 1\n"), 7, 12, "stream.topspeed");
     }
 
     #[test]

@@ -160,6 +160,10 @@ pub struct Live {
     pub stalls: AtomicU64,
     /// Frames generated ahead of the pacer (ring occupancy).
     pub backlog: AtomicU64,
+    /// When the pacer last showed it is alive ([`now_ns`]; 0 before it runs): at every batch,
+    /// every send and at least every [`HEARTBEAT_NS`] while it waits for a deadline. A
+    /// supervisor (the daemon's watchdog) reads it to tell a stuck stream from a quiet one.
+    pub heartbeat_ns: std::sync::atomic::AtomicI64,
     /// Lateness since the last [`Live::take_lateness`] (published every 250 ms).
     lateness: Mutex<Option<LogHistogram>>,
 }
@@ -253,6 +257,22 @@ pub fn wait_until(deadline: i64, spin_ns: i64, stop: &AtomicBool) -> Option<i64>
     }
 }
 
+/// Longest time the pacer goes without updating [`Live::heartbeat_ns`] while it waits.
+pub const HEARTBEAT_NS: i64 = 1_000_000_000;
+
+/// [`wait_until`] in steps of at most [`HEARTBEAT_NS`], marking `live` alive before each.
+fn wait_beating(deadline: i64, spin_ns: i64, stop: &AtomicBool, live: &Live) -> Option<i64> {
+    loop {
+        let now = now_ns();
+        live.heartbeat_ns.store(now, Ordering::Relaxed);
+        let step = deadline.min(now + HEARTBEAT_NS);
+        let t = wait_until(step, spin_ns, stop)?;
+        if step == deadline {
+            return Some(t);
+        }
+    }
+}
+
 /// Lead between `run` being called and the first deadline.
 const LEAD_NS: i64 = 200_000;
 /// Longest wait for a source to buffer its lead before the clock starts.
@@ -291,6 +311,7 @@ pub fn run(
     let mut interval = LogHistogram::default();
     // the clock starts once the source has a lead (bounded wait)
     let waited = now_ns();
+    live.heartbeat_ns.store(waited, Ordering::Relaxed);
     while !source.prefilled() && now_ns() - waited < PREFILL_WAIT_NS {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -306,6 +327,7 @@ pub fn run(
 
     'batches: loop {
         live.backlog.store(source.backlog(), Ordering::Relaxed);
+        live.heartbeat_ns.store(now_ns(), Ordering::Relaxed);
         let Some((batch, bshift)) = source.next_batch()? else { break };
         let n = batch.len();
         let mut i = 0;
@@ -335,7 +357,7 @@ pub fn run(
                     end = EndReason::Duration;
                     break 'batches;
                 }
-                match wait_until(start + shift + rel, spin_ns, stop) {
+                match wait_beating(start + shift + rel, spin_ns, stop, live) {
                     Some(t) => t,
                     None => {
                         end = EndReason::Stopped;
@@ -363,7 +385,7 @@ pub fn run(
             if !ceiling.is_unlimited() {
                 while let Some(w) = ceiling.admit(k, batch_bytes) {
                     let until = now_ns() + w.as_nanos().min(i64::MAX as u128) as i64;
-                    if wait_until(until, spin_ns, stop).is_none() {
+                    if wait_beating(until, spin_ns, stop, live).is_none() {
                         end = EndReason::Stopped;
                         break 'batches;
                     }
@@ -390,6 +412,7 @@ pub fn run(
             bytes += batch_bytes;
             first.get_or_insert(t);
             last = t;
+            live.heartbeat_ns.store(t, Ordering::Relaxed);
             live.frames.fetch_add(k as u64, Ordering::Relaxed);
             live.bytes.fetch_add(batch_bytes, Ordering::Relaxed);
             if t >= next_publish {

@@ -1,0 +1,271 @@
+//! `trafgend` end to end, inside two network namespaces the test creates (veth pair, 10.x
+//! addresses; never the root namespace): it starts its streams (one that cannot start is
+//! logged and the others run), tells a fake systemd (a unix datagram socket bound by the test
+//! as NOTIFY_SOCKET) READY=1, serves metrics whose frame counter grows (scraped with
+//! `trafgen status` inside the namespace), keeps running and sending when SIGHUP brings a
+//! broken file (the log names the error), applies a changed file on SIGHUP, and on SIGTERM
+//! says STOPPING=1, logs each stream's totals and exits 0.
+//!
+//! Needs root and `ip`; otherwise it says why it skips and passes. The namespaces are deleted
+//! by a Drop guard, also when the test fails.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use trafgen::flow::Direction;
+use trafgen::sink::{FileSink, OutputFormat, MAX_SNAPLEN};
+use trafgen::synth::{Proto, SynthPacket, PLAN_CHOOSES};
+use trafgen::wire::{FrameBuilder, WireConfig};
+
+fn skip_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root (creating network namespaces and AF_PACKET sockets needs it)".into());
+    }
+    let have_ip = Command::new("sh").args(["-c", "command -v ip"]).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    (!have_ip).then(|| "`ip` is not installed (scripts/setup.sh installs it)".into())
+}
+
+fn sh(args: &[&str]) {
+    let o = Command::new(args[0]).args(&args[1..]).output().expect("run a set-up command");
+    assert!(o.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Namespaces `tx`/`rx` joined by veth `vtx` (10.252.0.1/24) <-> `vrx`; deleted on drop.
+struct Wire {
+    tx: String,
+    rx: String,
+}
+
+impl Wire {
+    fn new() -> Wire {
+        let tag = format!("tgdmn{}", std::process::id() % 100_000);
+        let w = Wire { tx: format!("{tag}tx"), rx: format!("{tag}rx") };
+        sh(&["ip", "netns", "add", &w.tx]);
+        sh(&["ip", "netns", "add", &w.rx]);
+        sh(&["ip", "-n", &w.tx, "link", "add", "vtx", "type", "veth", "peer", "name", "vrx", "netns", &w.rx]);
+        for ns in [&w.tx, &w.rx] {
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        sh(&["ip", "-n", &w.tx, "addr", "add", "10.252.0.1/24", "dev", "vtx"]);
+        sh(&["ip", "-n", &w.rx, "addr", "add", "10.252.0.2/24", "dev", "vrx"]);
+        sh(&["ip", "-n", &w.tx, "link", "set", "vtx", "up"]);
+        sh(&["ip", "-n", &w.rx, "link", "set", "vrx", "up"]);
+        w
+    }
+}
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        for ns in [&self.tx, &self.rx] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// The daemon under test; killed on drop if the test fails before SIGTERM.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill on the pid of our own child (`ip netns exec` execs trafgend itself).
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A pcap of 100 UDP frames 10.1.x <-> 10.2.x.
+fn udp_capture(path: &Path) {
+    let mut b = FrameBuilder::new(WireConfig::default(), 5).unwrap();
+    let mut sink = FileSink::create(path, OutputFormat::Pcap, MAX_SNAPLEN).unwrap();
+    let mut t = 1_700_000_000_000_000_000i64;
+    for i in 0..100u32 {
+        let rec = SynthPacket {
+            flow_id: (i % 10) as u64,
+            proto: Proto::Udp,
+            ip_version: 4,
+            direction: if i % 3 == 0 { Direction::Backward } else { Direction::Forward },
+            ts_ns: t,
+            size: 60 + (i * 37) % 1000,
+            tcp_flags: 0,
+            server_port: 0,
+            client_rank: PLAN_CHOOSES,
+            server_rank: PLAN_CHOOSES,
+            last: false,
+        };
+        let f = b.build(&rec).unwrap();
+        sink.write_frame(t, &f.parts()).unwrap();
+        t += 1_000_000;
+    }
+    sink.finish().unwrap();
+}
+
+fn config(pcap: &Path, pps: &str) -> String {
+    format!(
+        "[daemon]\nmetrics_listen = \"127.0.0.1:9177\"\nlog_format = \"journald\"\n\n\
+         [[stream]]\nname = \"a\"\ninterface = \"vtx\"\npcap = \"{}\"\nseed = 1\npps = {pps}\nloop = 1000000\nallowlist = [\"10.0.0.0/8\"]\n\n\
+         [[stream]]\nname = \"ghost\"\ninterface = \"tgnosuch0\"\npcap = \"{}\"\nseed = 2\nallowlist = [\"10.0.0.0/8\"]\n",
+        pcap.display(),
+        pcap.display()
+    )
+}
+
+/// Receives notifications until one contains `want` (or panics after `within`).
+fn expect_notify(sock: &UnixDatagram, want: &str, within: Duration, seen: &mut Vec<String>) {
+    let t0 = Instant::now();
+    let mut buf = [0u8; 4096];
+    while t0.elapsed() < within {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            seen.push(msg.clone());
+            if msg.lines().any(|l| l == want) {
+                return;
+            }
+        }
+    }
+    panic!("no {want} within {within:?}; got {seen:?}");
+}
+
+/// The value of `series` in the daemon's /metrics, scraped from inside its namespace.
+fn metric(w: &Wire, series: &str) -> f64 {
+    let o = Command::new("ip").args(["netns", "exec", &w.tx, env!("CARGO_BIN_EXE_trafgen"), "status", "--metrics"]).output().unwrap();
+    assert!(o.status.success(), "trafgen status --metrics: {}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let line = text.lines().find(|l| l.starts_with(&format!("{series} "))).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !ok() {
+        assert!(t0.elapsed() < within, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn daemon_runs_reloads_and_drains() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let w = Wire::new();
+    let d = tempfile::tempdir().unwrap();
+    let pcap = d.path().join("in.pcap");
+    udp_capture(&pcap);
+    let cfg = d.path().join("trafgend.toml");
+    std::fs::write(&cfg, config(&pcap, "500")).unwrap();
+    let notify_path = d.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let log = d.path().join("trafgend.log");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &w.tx, env!("CARGO_BIN_EXE_trafgend"), "--config"])
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start trafgend");
+    let mut daemon = Daemon { child, log };
+    let mut seen = Vec::new();
+
+    // started: READY=1; the stream whose interface does not exist is logged and the other runs
+    expect_notify(&notify, "READY=1", Duration::from_secs(20), &mut seen);
+    wait_for("the ghost stream's error", Duration::from_secs(10), || daemon.log().contains("tgnosuch0"));
+    assert!(daemon.log().contains("stream failed") && daemon.log().contains("no such interface"), "{}", daemon.log());
+    wait_for("frames", Duration::from_secs(10), || metric(&w, "trafgend_frames_sent_total{stream=\"a\"}") > 0.0);
+    let f1 = metric(&w, "trafgend_frames_sent_total{stream=\"a\"}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let f2 = metric(&w, "trafgend_frames_sent_total{stream=\"a\"}");
+    assert!(f2 > f1 + 300.0, "frames at 500 pps: {f1} then {f2} 1.5 s later");
+    assert_eq!(metric(&w, "trafgend_send_errors_total{stream=\"a\"}"), 0.0);
+    let st = Command::new("ip").args(["netns", "exec", &w.tx, env!("CARGO_BIN_EXE_trafgen"), "status"]).output().unwrap();
+    let st = String::from_utf8_lossy(&st.stdout);
+    assert!(st.contains("running") && st.contains("failed") && st.contains("tgnosuch0"), "{st}");
+
+    // a broken file on SIGHUP: rejected with its position, the stream keeps sending
+    std::fs::write(&cfg, config(&pcap, "0")).unwrap();
+    daemon.signal(libc::SIGHUP);
+    expect_notify(&notify, "RELOADING=1", Duration::from_secs(10), &mut seen);
+    expect_notify(&notify, "READY=1", Duration::from_secs(10), &mut seen);
+    wait_for("the reload error in the log", Duration::from_secs(5), || daemon.log().contains("reload rejected"));
+    let log_text = daemon.log();
+    assert!(log_text.contains("trafgend.toml:10:7") && log_text.contains("pps"), "{log_text}");
+    assert!(daemon.alive(), "trafgend exited on a bad reload:\n{log_text}");
+    let f3 = metric(&w, "trafgend_frames_sent_total{stream=\"a\"}");
+    std::thread::sleep(Duration::from_millis(1000));
+    let f4 = metric(&w, "trafgend_frames_sent_total{stream=\"a\"}");
+    assert!(f3 >= f2 && f4 > f3 + 200.0, "frames after a bad reload: {f3} then {f4}");
+    assert_eq!(metric(&w, "trafgend_reloads_total{result=\"error\"}"), 1.0);
+
+    // a good, changed file: the new rate takes effect
+    std::fs::write(&cfg, config(&pcap, "3000")).unwrap();
+    daemon.signal(libc::SIGHUP);
+    expect_notify(&notify, "RELOADING=1", Duration::from_secs(10), &mut seen);
+    expect_notify(&notify, "READY=1", Duration::from_secs(10), &mut seen);
+    wait_for("the reload", Duration::from_secs(5), || daemon.log().contains("configuration reloaded"));
+    std::thread::sleep(Duration::from_millis(2500));
+    let rate = metric(&w, "trafgend_rate_pps{stream=\"a\"}");
+    assert!((2000.0..4000.0).contains(&rate), "rate after reloading to 3000 pps: {rate}");
+    assert_eq!(metric(&w, "trafgend_reloads_total{result=\"ok\"}"), 1.0);
+
+    // SIGTERM: STOPPING=1, totals logged, exit 0
+    daemon.signal(libc::SIGTERM);
+    expect_notify(&notify, "STOPPING=1", Duration::from_secs(10), &mut seen);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = daemon.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "trafgend did not stop within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log_text = daemon.log();
+    assert!(status.success(), "exit {status:?}\n{log_text}");
+    let totals = log_text.lines().filter(|l| l.contains("stream totals") && l.contains("stream=a")).last().unwrap_or_else(|| panic!("no totals for stream a:\n{log_text}"));
+    assert!(totals.contains("ended=\"stopped\"") || totals.contains("ended=stopped"), "{totals}");
+    assert!(log_text.contains("all streams stopped"), "{log_text}");
+    // journald format: no timestamps, no colour
+    assert!(!log_text.contains('\u{1b}'), "colour codes in the journald log");
+    assert!(log_text.lines().all(|l| !l.starts_with("20")), "timestamps in the journald log:\n{log_text}");
+}
+
+/// `systemd-analyze verify` on the unit, with ExecStart pointed at the binary just built (the
+/// verifier checks that the executable exists).
+#[test]
+fn the_unit_file_verifies() {
+    let have = Command::new("sh").args(["-c", "command -v systemd-analyze"]).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("skipping: systemd-analyze is not installed (scripts/setup.sh installs systemd)");
+        return;
+    }
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/trafgend.service")).unwrap();
+    for line in ["Type=notify", "WatchdogSec=", "NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=CAP_NET_RAW\n", "AmbientCapabilities=CAP_NET_RAW\n"] {
+        assert!(unit.contains(line), "the unit lacks {line:?}");
+    }
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("trafgend.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/trafgend", env!("CARGO_BIN_EXE_trafgend"))).unwrap();
+    let o = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !err.contains("trafgend.service"), "systemd-analyze verify: {err}");
+}
