@@ -19,50 +19,11 @@ use trafgen::sink::{FileSink, OutputFormat, MAX_SNAPLEN};
 use trafgen::synth::{Proto, SynthPacket, PLAN_CHOOSES};
 use trafgen::wire::{FrameBuilder, WireConfig};
 
+mod netns;
+use netns::Veth;
+
 fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root (creating network namespaces and AF_PACKET sockets needs it)".into());
-    }
-    let have_ip = Command::new("sh").args(["-c", "command -v ip"]).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
-    (!have_ip).then(|| "`ip` is not installed (scripts/setup.sh installs it)".into())
-}
-
-fn sh(args: &[&str]) {
-    let o = Command::new(args[0]).args(&args[1..]).output().expect("run a set-up command");
-    assert!(o.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-}
-
-/// Namespaces `tx`/`rx` joined by veth `vtx` (10.252.0.1/24) <-> `vrx`; deleted on drop.
-struct Wire {
-    tx: String,
-    rx: String,
-}
-
-impl Wire {
-    fn new() -> Wire {
-        let tag = format!("tgdmn{}", std::process::id() % 100_000);
-        let w = Wire { tx: format!("{tag}tx"), rx: format!("{tag}rx") };
-        sh(&["ip", "netns", "add", &w.tx]);
-        sh(&["ip", "netns", "add", &w.rx]);
-        sh(&["ip", "-n", &w.tx, "link", "add", "vtx", "type", "veth", "peer", "name", "vrx", "netns", &w.rx]);
-        for ns in [&w.tx, &w.rx] {
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        sh(&["ip", "-n", &w.tx, "addr", "add", "10.252.0.1/24", "dev", "vtx"]);
-        sh(&["ip", "-n", &w.rx, "addr", "add", "10.252.0.2/24", "dev", "vrx"]);
-        sh(&["ip", "-n", &w.tx, "link", "set", "vtx", "up"]);
-        sh(&["ip", "-n", &w.rx, "link", "set", "vrx", "up"]);
-        w
-    }
-}
-
-impl Drop for Wire {
-    fn drop(&mut self) {
-        for ns in [&self.tx, &self.rx] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
+    netns::skip_reason(&["ip"])
 }
 
 /// The daemon under test; killed on drop if the test fails before SIGTERM.
@@ -144,7 +105,7 @@ fn expect_notify(sock: &UnixDatagram, want: &str, within: Duration, seen: &mut V
 }
 
 /// The value of `series` in the daemon's /metrics, scraped from inside its namespace.
-fn metric(w: &Wire, series: &str) -> f64 {
+fn metric(w: &Veth, series: &str) -> f64 {
     let o = Command::new("ip").args(["netns", "exec", &w.tx, env!("CARGO_BIN_EXE_trafgen"), "status", "--metrics"]).output().unwrap();
     assert!(o.status.success(), "trafgen status --metrics: {}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout);
@@ -166,7 +127,7 @@ fn daemon_runs_reloads_and_drains() {
         eprintln!("skipping: {why}");
         return;
     }
-    let w = Wire::new();
+    let w = Veth::new(&format!("tgdmn{}", std::process::id() % 100_000), 252);
     let d = tempfile::tempdir().unwrap();
     let pcap = d.path().join("in.pcap");
     udp_capture(&pcap);
@@ -190,7 +151,8 @@ fn daemon_runs_reloads_and_drains() {
 
     // started: READY=1; the stream whose interface does not exist is logged and the other runs
     expect_notify(&notify, "READY=1", Duration::from_secs(20), &mut seen);
-    wait_for("the ghost stream's error", Duration::from_secs(10), || daemon.log().contains("tgnosuch0"));
+    // (its "starting stream" line names the interface before the failure is logged)
+    wait_for("the ghost stream's error", Duration::from_secs(10), || daemon.log().contains("stream failed"));
     assert!(daemon.log().contains("stream failed") && daemon.log().contains("no such interface"), "{}", daemon.log());
     wait_for("frames", Duration::from_secs(10), || metric(&w, "trafgend_frames_sent_total{stream=\"a\"}") > 0.0);
     let f1 = metric(&w, "trafgend_frames_sent_total{stream=\"a\"}");

@@ -20,26 +20,15 @@ use trafgen::sink::{FileSink, OutputFormat, MAX_SNAPLEN};
 use trafgen::synth::{Proto, SynthPacket, PLAN_CHOOSES};
 use trafgen::wire::{FrameBuilder, WireConfig};
 
+mod netns;
+use netns::Veth;
+
 /// One namespace pair at a time: timing checks share two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
-/// Why these tests cannot run here, if they cannot.
 fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root (creating network namespaces and AF_PACKET sockets needs it)".into());
-    }
-    for tool in ["ip", "tcpdump"] {
-        if !have(tool) {
-            return Some(format!("`{tool}` is not installed (scripts/setup.sh installs it)"));
-        }
-    }
-    None
+    netns::skip_reason(&["ip", "tcpdump"])
 }
 
 macro_rules! skip_unless_able {
@@ -51,16 +40,10 @@ macro_rules! skip_unless_able {
     };
 }
 
-fn sh(args: &[&str]) {
-    let o = Command::new(args[0]).args(&args[1..]).output().expect("run a set-up command");
-    assert!(o.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-}
-
-/// Two namespaces `tx`/`rx` joined by veth `vtx` (10.N.0.1/24) <-> `vrx` (10.N.0.2/24);
-/// deleted on drop.
+/// Two namespaces `tx`/`rx` joined by veth `vtx` (10.251.0.1/24) <-> `vrx` (10.251.0.2/24),
+/// one pair at a time; deleted on drop.
 struct Wire {
-    tx: String,
-    rx: String,
+    veth: Veth,
     _serial: std::sync::MutexGuard<'static, ()>,
 }
 
@@ -68,20 +51,8 @@ impl Wire {
     fn new() -> Wire {
         let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let tag = format!("tgemit{}x{n}", std::process::id() % 100_000);
-        let w = Wire { tx: format!("{tag}tx"), rx: format!("{tag}rx"), _serial: serial };
-        sh(&["ip", "netns", "add", &w.tx]);
-        sh(&["ip", "netns", "add", &w.rx]);
-        sh(&["ip", "-n", &w.tx, "link", "add", "vtx", "type", "veth", "peer", "name", "vrx", "netns", &w.rx]);
-        for ns in [&w.tx, &w.rx] {
-            sh(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        sh(&["ip", "-n", &w.tx, "addr", "add", "10.251.0.1/24", "dev", "vtx"]);
-        sh(&["ip", "-n", &w.rx, "addr", "add", "10.251.0.2/24", "dev", "vrx"]);
-        sh(&["ip", "-n", &w.tx, "link", "set", "vtx", "up"]);
-        sh(&["ip", "-n", &w.rx, "link", "set", "vrx", "up"]);
-        w
+        let veth = Veth::new(&format!("tgemit{}x{n}", std::process::id() % 100_000), 251);
+        Wire { veth, _serial: serial }
     }
 
     /// Starts tcpdump on `vrx` writing to `out` (ns timestamps, immediate mode); returns
@@ -89,7 +60,7 @@ impl Wire {
     fn capture(&self, out: &Path) -> Capture {
         let log = out.with_extension("log");
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.rx, "tcpdump", "-i", "vrx", "-nn", "-Q", "in", "--immediate-mode", "-B", "65536"])
+            .args(["netns", "exec", &self.veth.rx, "tcpdump", "-i", "vrx", "-nn", "-Q", "in", "--immediate-mode", "-B", "65536"])
             .args(["--time-stamp-precision=nano", "-w"])
             .arg(out)
             .stdout(Stdio::null())
@@ -107,18 +78,10 @@ impl Wire {
     /// Runs `trafgen send -i vtx ARGS` inside the sending namespace.
     fn send(&self, args: &[&str]) -> Output {
         Command::new("ip")
-            .args(["netns", "exec", &self.tx, env!("CARGO_BIN_EXE_trafgen"), "send", "-i", "vtx", "-q"])
+            .args(["netns", "exec", &self.veth.tx, env!("CARGO_BIN_EXE_trafgen"), "send", "-i", "vtx", "-q"])
             .args(args)
             .output()
             .expect("run trafgen send")
-    }
-}
-
-impl Drop for Wire {
-    fn drop(&mut self) {
-        for ns in [&self.tx, &self.rx] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
     }
 }
 

@@ -1,0 +1,58 @@
+//! Network namespaces for the emission tests: a veth pair between two namespaces the test
+//! creates (addresses in 10.x only, IPv6 off), deleted when dropped — also when the test
+//! fails. Nothing is ever sent on the root namespace's interfaces.
+#![allow(dead_code)]
+
+use std::process::{Command, Stdio};
+
+pub fn have(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Why tests needing namespaces, AF_PACKET and `tools` cannot run here, if they cannot.
+pub fn skip_reason(tools: &[&str]) -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root (creating network namespaces and AF_PACKET sockets needs it)".into());
+    }
+    tools.iter().find(|t| !have(t)).map(|t| format!("`{t}` is not installed (scripts/setup.sh installs it)"))
+}
+
+/// Runs a set-up command; panics with its stderr if it fails.
+pub fn sh(args: &[&str]) {
+    let o = Command::new(args[0]).args(&args[1..]).output().expect("run a set-up command");
+    assert!(o.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Namespaces `tx`/`rx` joined by veth `vtx` (10.`net`.0.1/24) <-> `vrx` (10.`net`.0.2/24).
+pub struct Veth {
+    pub tx: String,
+    pub rx: String,
+}
+
+impl Veth {
+    /// `tag` makes the namespace names unique (e.g. test name + pid).
+    pub fn new(tag: &str, net: u8) -> Veth {
+        let w = Veth { tx: format!("{tag}tx"), rx: format!("{tag}rx") };
+        sh(&["ip", "netns", "add", &w.tx]);
+        sh(&["ip", "netns", "add", &w.rx]);
+        sh(&["ip", "-n", &w.tx, "link", "add", "vtx", "type", "veth", "peer", "name", "vrx", "netns", &w.rx]);
+        for ns in [&w.tx, &w.rx] {
+            sh(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        sh(&["ip", "-n", &w.tx, "addr", "add", &format!("10.{net}.0.1/24"), "dev", "vtx"]);
+        sh(&["ip", "-n", &w.rx, "addr", "add", &format!("10.{net}.0.2/24"), "dev", "vrx"]);
+        sh(&["ip", "-n", &w.tx, "link", "set", "vtx", "up"]);
+        sh(&["ip", "-n", &w.rx, "link", "set", "vrx", "up"]);
+        w
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        for ns in [&self.tx, &self.rx] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
