@@ -52,8 +52,9 @@ enum Cmd {
         Examples:\n  trafgen send -i veth0 -m models/default --pps 10000 --duration 10 --allow 10.0.0.0/8,fd00::/8\n  \
         trafgen send -i veth0 --pcap trace.pcap --multiplier 1\n  trafgen send -i veth0 --pcap trace.pcap --topspeed --loop 50")]
     Send(SendArgs),
-    /// Train the NeCSTGen-style models (packet VAE + GMM, flow LSTMs per kind, aggregate GMM)
-    /// from captures and write a model directory (manifest.toml + safetensors).
+    /// Train the NeCSTGen-style models (packet VAE + GMM, flow LSTMs per kind, aggregate GMM,
+    /// TCP handshake/teardown heads) from captures and write a model directory (manifest.toml
+    /// + safetensors).
     Train(TrainArgs),
     /// Measure how close synthetic traffic is to real traffic: NetShare's JSD/EMD metrics and
     /// flow-structure metrics, next to a floor (real vs real) and an independent-marginals
