@@ -421,6 +421,19 @@ fn plot_err(what: &str) -> impl Fn(String) -> EvalError + '_ {
 
 const SIZE: (u32, u32) = (520, 320);
 
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+type PlotResult<T> = Result<T, DrawingAreaErrorKind<std::io::Error>>;
+
+/// A captioned chart with the house margins over `x` × `y`.
+fn chart_on<'a, 'b>(root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>, title: &str, x: std::ops::Range<f64>, y: std::ops::Range<f64>) -> PlotResult<Chart<'a, 'b>> {
+    ChartBuilder::on(root).caption(title, ("sans-serif", 15)).margin(8).x_label_area_size(30).y_label_area_size(40).build_cartesian_2d(x, y)
+}
+
+/// The legend box of a chart, at `pos`.
+fn draw_legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, pos: SeriesLabelPosition) -> PlotResult<()> {
+    chart.configure_series_labels().position(pos).background_style(WHITE.mix(0.8)).border_style(BLACK.mix(0.3)).draw()
+}
+
 /// CDF overlay of quantity `q` for every series; `log`: x in log10 (values below the
 /// smallest positive one drawn at it).
 fn cdf_svg(title: &str, s: &[Series<'_>], q: Continuous, log: bool) -> Result<String, EvalError> {
@@ -447,13 +460,7 @@ fn cdf_svg(title: &str, s: &[Series<'_>], q: Continuous, log: bool) -> Result<St
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| pe(e.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 15))
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(40)
-            .build_cartesian_2d(lo..hi, 0f64..1.0)
-            .map_err(|e| pe(e.to_string()))?;
+        let mut chart = chart_on(&root, title, lo..hi, 0f64..1.0).map_err(|e| pe(e.to_string()))?;
         let fmt_x = |v: &f64| if log { format!("{:.0e}", 10f64.powf(*v)) } else { num(Some(*v)) };
         chart
             .configure_mesh()
@@ -481,13 +488,7 @@ fn cdf_svg(title: &str, s: &[Series<'_>], q: Continuous, log: bool) -> Result<St
                 .label(format!("{} (n={n})", x.name))
                 .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 16, b)], color.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(|e| pe(e.to_string()))?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(|e| pe(e.to_string()))?;
         root.present().map_err(|e| pe(e.to_string()))?;
     }
     Ok(svg)
@@ -509,14 +510,8 @@ fn bars_svg(title: &str, s: &[Series<'_>], cats: &[(String, Vec<f64>)], y_desc: 
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| pe(e.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 15))
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(40)
-            // headroom above the bars for the legend
-            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), ymin..ymax * 1.4)
-            .map_err(|e| pe(e.to_string()))?;
+        // headroom above the bars for the legend
+        let mut chart = chart_on(&root, title, -0.5f64..(n as f64 - 0.5), ymin..ymax * 1.4).map_err(|e| pe(e.to_string()))?;
         let label = |x: &f64| {
             let i = x.round();
             if (x - i).abs() < 1e-6 && i >= 0.0 {
@@ -546,13 +541,7 @@ fn bars_svg(title: &str, s: &[Series<'_>], cats: &[(String, Vec<f64>)], y_desc: 
                 .label(x.name)
                 .legend(move |(a, b)| Rectangle::new([(a, b - 5), (a + 10, b + 5)], color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(|e| pe(e.to_string()))?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(|e| pe(e.to_string()))?;
         root.present().map_err(|e| pe(e.to_string()))?;
     }
     Ok(svg)
