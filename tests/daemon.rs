@@ -14,13 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use trafgen::flow::Direction;
-use trafgen::sink::{FileSink, OutputFormat, MAX_SNAPLEN};
-use trafgen::synth::{Proto, SynthPacket, PLAN_CHOOSES};
-use trafgen::wire::{FrameBuilder, WireConfig};
 
 mod netns;
-use netns::Veth;
+use netns::{udp_capture, Veth};
 
 fn skip_reason() -> Option<String> {
     netns::skip_reason(&["ip"])
@@ -50,32 +46,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A pcap of 100 UDP frames 10.1.x <-> 10.2.x.
-fn udp_capture(path: &Path) {
-    let mut b = FrameBuilder::new(WireConfig::default(), 5).unwrap();
-    let mut sink = FileSink::create(path, OutputFormat::Pcap, MAX_SNAPLEN).unwrap();
-    let mut t = 1_700_000_000_000_000_000i64;
-    for i in 0..100u32 {
-        let rec = SynthPacket {
-            flow_id: (i % 10) as u64,
-            proto: Proto::Udp,
-            ip_version: 4,
-            direction: if i % 3 == 0 { Direction::Backward } else { Direction::Forward },
-            ts_ns: t,
-            size: 60 + (i * 37) % 1000,
-            tcp_flags: 0,
-            server_port: 0,
-            client_rank: PLAN_CHOOSES,
-            server_rank: PLAN_CHOOSES,
-            last: false,
-        };
-        let f = b.build(&rec).unwrap();
-        sink.write_frame(t, &f.parts()).unwrap();
-        t += 1_000_000;
-    }
-    sink.finish().unwrap();
 }
 
 fn config(pcap: &Path, pps: &str) -> String {
@@ -130,7 +100,7 @@ fn daemon_runs_reloads_and_drains() {
     let w = Veth::new(&format!("tgdmn{}", std::process::id() % 100_000), 252);
     let d = tempfile::tempdir().unwrap();
     let pcap = d.path().join("in.pcap");
-    udp_capture(&pcap);
+    udp_capture(&pcap, &[1_000_000; 99]);
     let cfg = d.path().join("trafgend.toml");
     std::fs::write(&cfg, config(&pcap, "500")).unwrap();
     let notify_path = d.path().join("notify.sock");

@@ -15,13 +15,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use trafgen::capture::CaptureReader;
-use trafgen::flow::Direction;
-use trafgen::sink::{FileSink, OutputFormat, MAX_SNAPLEN};
-use trafgen::synth::{Proto, SynthPacket, PLAN_CHOOSES};
-use trafgen::wire::{FrameBuilder, WireConfig};
 
 mod netns;
-use netns::Veth;
+use netns::{udp_capture, Veth};
 
 /// One namespace pair at a time: timing checks share two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -120,32 +116,6 @@ fn read(path: &Path) -> Vec<(i64, Vec<u8>)> {
 fn ok(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "trafgen send failed: {}\n{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
     serde_json::from_slice(&o.stdout).expect("--json totals")
-}
-
-/// A pcap of `gaps.len() + 1` UDP frames (10.1.x -> 10.2.x, valid checksums) with these gaps.
-fn udp_capture(path: &Path, gaps_ns: &[i64]) {
-    let mut b = FrameBuilder::new(WireConfig::default(), 5).unwrap();
-    let mut sink = FileSink::create(path, OutputFormat::Pcap, MAX_SNAPLEN).unwrap();
-    let mut t = 1_700_000_000_000_000_000i64;
-    for i in 0..=gaps_ns.len() {
-        let rec = SynthPacket {
-            flow_id: (i % 50) as u64,
-            proto: Proto::Udp,
-            ip_version: 4,
-            direction: if i % 3 == 0 { Direction::Backward } else { Direction::Forward },
-            ts_ns: t,
-            size: 60 + (i as u32 * 37) % 1400,
-            tcp_flags: 0,
-            server_port: 0,
-            client_rank: PLAN_CHOOSES,
-            server_rank: PLAN_CHOOSES,
-            last: false,
-        };
-        let f = b.build(&rec).unwrap();
-        sink.write_frame(t, &f.parts()).unwrap();
-        t += gaps_ns.get(i).copied().unwrap_or(0);
-    }
-    sink.finish().unwrap();
 }
 
 /// Deterministic exponential gaps with this mean.

@@ -1,9 +1,16 @@
 //! Network namespaces for the emission tests: a veth pair between two namespaces the test
 //! creates (addresses in 10.x only, IPv6 off), deleted when dropped — also when the test
-//! fails. Nothing is ever sent on the root namespace's interfaces.
+//! fails. Nothing is ever sent on the root namespace's interfaces. Also the UDP capture the
+//! tests replay through it.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::process::{Command, Stdio};
+
+use trafgen::flow::Direction;
+use trafgen::sink::{FileSink, OutputFormat, MAX_SNAPLEN};
+use trafgen::synth::{Proto, SynthPacket, PLAN_CHOOSES};
+use trafgen::wire::{FrameBuilder, WireConfig};
 
 pub fn have(tool: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {tool}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
@@ -55,4 +62,30 @@ impl Drop for Veth {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
+}
+
+/// A pcap of `gaps.len() + 1` UDP frames (10.1.x -> 10.2.x, valid checksums) with these gaps.
+pub fn udp_capture(path: &Path, gaps_ns: &[i64]) {
+    let mut b = FrameBuilder::new(WireConfig::default(), 5).unwrap();
+    let mut sink = FileSink::create(path, OutputFormat::Pcap, MAX_SNAPLEN).unwrap();
+    let mut t = 1_700_000_000_000_000_000i64;
+    for i in 0..=gaps_ns.len() {
+        let rec = SynthPacket {
+            flow_id: (i % 50) as u64,
+            proto: Proto::Udp,
+            ip_version: 4,
+            direction: if i % 3 == 0 { Direction::Backward } else { Direction::Forward },
+            ts_ns: t,
+            size: 60 + (i as u32 * 37) % 1400,
+            tcp_flags: 0,
+            server_port: 0,
+            client_rank: PLAN_CHOOSES,
+            server_rank: PLAN_CHOOSES,
+            last: false,
+        };
+        let f = b.build(&rec).unwrap();
+        sink.write_frame(t, &f.parts()).unwrap();
+        t += gaps_ns.get(i).copied().unwrap_or(0);
+    }
+    sink.finish().unwrap();
 }
