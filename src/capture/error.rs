@@ -18,6 +18,9 @@ pub enum CaptureError {
     #[error("{path}: file header is truncated: {size} bytes, a {format} header needs {needed}")]
     TruncatedHeader { path: PathBuf, size: u64, format: &'static str, needed: u64 },
 
+    #[error("{path}: bad pcap file header: {msg}")]
+    BadHeader { path: PathBuf, msg: String },
+
     #[error("{path}: gzip stream is corrupt: {msg}")]
     Gzip { path: PathBuf, msg: String },
 

@@ -1,27 +1,32 @@
-//! Reading capture files record by record through libpcap (the `pcap` crate).
+//! Reading capture files record by record.
 //!
 //! This module owns opening a file (pcap with µs or ns timestamps, pcapng, either of them
-//! gzip-compressed), checking its header before libpcap sees it (so an empty file, a wrong
-//! magic number or a short header get a precise error), and yielding [`Record`]s with
-//! nanosecond timestamps, their 0-based index and, for classic pcap, their byte offset.
-//! Gzip is decompressed by a thread that streams into a pipe libpcap reads from, so memory
-//! stays constant whatever the file size. It does not decode frames (see [`super::decode`]).
+//! gzip-compressed), checking its header first (so an empty file, a wrong magic number or a
+//! short header get a precise error), and yielding [`Record`]s with nanosecond timestamps,
+//! their 0-based index and, for classic pcap, their byte offset. Classic pcap is parsed by
+//! [`super::pcap_file`] straight out of a large read buffer; pcapng goes through libpcap (the
+//! `pcap` crate). Gzip is decompressed by a thread that streams into a pipe, so memory stays
+//! constant whatever the file size. It does not decode frames (see [`super::decode`]).
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, RawFd};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use super::error::CaptureError;
 use super::link::LinkType;
+use super::pcap_file::{FileHeader, PcapRecords, RecordError};
 
 /// Container format of a capture file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileFormat {
     /// Classic pcap; `nanos` for the 0xa1b23c4d magic.
-    Pcap { nanos: bool, big_endian: bool },
+    Pcap {
+        nanos: bool,
+        big_endian: bool,
+    },
     PcapNg,
 }
 
@@ -53,19 +58,33 @@ pub struct Record<'a> {
 /// A capture file opened for sequential reading.
 pub struct CaptureReader {
     path: PathBuf,
-    cap: pcap::Capture<pcap::Offline>,
+    backend: Backend,
     link: LinkType,
     dlt: i32,
     format: FileFormat,
     gzip: bool,
     snaplen: u32,
     next_index: u64,
-    next_offset: Option<u64>,
-    /// libpcap's stream, for `ftell`: exact record offsets (pcap and pcapng) and detection of
-    /// records whose caplen exceeds the snaplen (libpcap silently cuts those). Null for gzip
-    /// (a pipe has no position): offsets are then computed for classic pcap only.
-    stream: *mut libc::FILE,
     inflater: Option<JoinHandle<Result<(), String>>>,
+}
+
+/// Who parses the records.
+enum Backend {
+    /// Classic pcap, plain or gunzipped through a pipe: parsed here, no copy per record.
+    Native(PcapRecords<File>),
+    /// pcapng and the "modified" pcap formats: libpcap.
+    Libpcap(LibpcapSource),
+}
+
+/// A capture libpcap reads, with what is needed to report offsets.
+struct LibpcapSource {
+    cap: pcap::Capture<pcap::Offline>,
+    /// Offset of the next record (classic pcap only).
+    next_offset: Option<u64>,
+    /// libpcap's stream, for `ftell`: exact record offsets and detection of records whose
+    /// caplen exceeds the snaplen (libpcap silently cuts those). Null for gzip (a pipe has no
+    /// position).
+    stream: *mut libc::FILE,
     /// The stream's buffer when we replaced libpcap's (declared after `cap`, which closes the
     /// stream, so it outlives it).
     _stdio_buf: Option<Box<[u8]>>,
@@ -105,7 +124,17 @@ const PCAPNG_MIN_SHB_LEN: u64 = 28;
 impl CaptureReader {
     /// Opens `path`, checking the container header and the link type.
     pub fn open(path: impl AsRef<Path>) -> Result<CaptureReader, CaptureError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_with(path.as_ref(), false)
+    }
+
+    /// Opens `path` like [`CaptureReader::open`] but has libpcap parse classic pcap too: the
+    /// reference the native parser is checked against (tests, and `trafgen` nowhere else).
+    pub fn open_libpcap(path: impl AsRef<Path>) -> Result<CaptureReader, CaptureError> {
+        Self::open_with(path.as_ref(), true)
+    }
+
+    fn open_with(path: &Path, libpcap: bool) -> Result<CaptureReader, CaptureError> {
+        let path = path.to_path_buf();
         let open_err = |source| CaptureError::Open { path: path.clone(), source };
         let mut file = File::open(&path).map_err(open_err)?;
         let mut head = [0u8; 28];
@@ -114,7 +143,8 @@ impl CaptureReader {
             return Err(CaptureError::Empty { path });
         }
         let gzip = n >= 2 && head[0] == 0x1f && head[1] == 0x8b;
-        let (format, snaplen, cap, inflater) = if gzip {
+        // The decompressed stream, positioned at its start, and its first bytes.
+        let (mut stream, head, inflater) = if gzip {
             let file = File::open(&path).map_err(open_err)?;
             let mut dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 16, file));
             let mut prefix = [0u8; 28];
@@ -123,15 +153,14 @@ impl CaptureReader {
             if n == 0 {
                 return Err(CaptureError::Empty { path });
             }
-            let (format, snaplen) = sniff(&path, &prefix[..n])?;
             let (rfd, wfd) = pipe().map_err(open_err)?;
-            let prefix = prefix[..n].to_vec();
+            let head = prefix[..n].to_vec();
             let inflater = std::thread::Builder::new()
                 .name("gunzip".into())
                 .spawn(move || {
                     // SAFETY: wfd is a fresh pipe end owned by nothing else.
                     let mut w = unsafe { File::from_raw_fd(wfd) };
-                    w.write_all(&prefix).map_err(|e| e.to_string())?;
+                    w.write_all(&prefix[..n]).map_err(|e| e.to_string())?;
                     match std::io::copy(&mut dec, &mut w) {
                         Ok(_) => Ok(()),
                         // the reader stopped early (error or drop): not a gzip problem
@@ -139,52 +168,48 @@ impl CaptureReader {
                         Err(e) => Err(e.to_string()),
                     }
                 })
-                .map_err(open_err)?;
-            // SAFETY: rfd is a fresh pipe end; libpcap takes ownership (fclose on drop).
-            let cap = unsafe { pcap::Capture::from_raw_fd_with_precision(rfd, pcap::Precision::Nano) };
-            let cap = match cap {
-                Ok(c) => c,
-                Err(e) => {
-                    // libpcap does not close the stream when it fails: close it so the
-                    // inflater sees EPIPE and ends.
+                .map_err(|e| {
+                    // SAFETY: rfd is ours and unused; wfd went with the failed closure.
                     unsafe { libc::close(rfd) };
-                    let gz = inflater.join().ok().and_then(|r| r.err());
+                    open_err(e)
+                })?;
+            // SAFETY: rfd is a fresh pipe end owned by nothing else.
+            (unsafe { File::from_raw_fd(rfd) }, head, Some(inflater))
+        } else {
+            file.seek(SeekFrom::Start(0)).map_err(open_err)?;
+            (file, head[..n].to_vec(), None)
+        };
+        let (format, snaplen) = sniff(&path, &head)?;
+        let backend = match FileHeader::parse(&head).filter(|_| !libpcap) {
+            Some(header) => {
+                if let Some(msg) = header.refusal() {
+                    return Err(CaptureError::BadHeader { path, msg });
+                }
+                let mut skip = [0u8; PCAP_HEADER_LEN as usize];
+                read_up_to(&mut stream, &mut skip).map_err(open_err)?;
+                Backend::Native(PcapRecords::new(stream, header))
+            }
+            None => match LibpcapSource::open(stream, format) {
+                Ok(source) => Backend::Libpcap(source),
+                Err(msg) => {
+                    // a broken gzip stream is the better explanation of libpcap's refusal
+                    let gz = inflater.and_then(|h| h.join().ok()).and_then(|r| r.err());
                     return Err(match gz {
                         Some(msg) => CaptureError::Gzip { path, msg },
-                        None => CaptureError::Libpcap { path, msg: e.to_string() },
+                        None => CaptureError::Libpcap { path, msg },
                     });
                 }
-            };
-            (format, snaplen, cap, Some(inflater))
-        } else {
-            let (format, snaplen) = sniff(&path, &head[..n])?;
-            let cap = pcap::Capture::from_file_with_precision(&path, pcap::Precision::Nano)
-                .map_err(|e| CaptureError::Libpcap { path: path.clone(), msg: e.to_string() })?;
-            (format, snaplen, cap, None)
+            },
         };
-        let dlt = cap.get_datalink().0;
+        let dlt = match &backend {
+            Backend::Native(r) => r.header().dlt(),
+            Backend::Libpcap(l) => l.cap.get_datalink().0,
+        };
         let Some(link) = LinkType::from_dlt(dlt) else {
-            let name = cap.get_datalink().get_name().unwrap_or_else(|_| "unknown".into());
+            let name = pcap::Linktype(dlt).get_name().unwrap_or_else(|_| "unknown".into());
             return Err(CaptureError::UnsupportedLinkType { path, linktype: dlt, name });
         };
-        let next_offset = matches!(format, FileFormat::Pcap { .. }).then_some(PCAP_HEADER_LEN);
-        // SAFETY: cap is a live offline capture; pcap_file returns its FILE* (owned by cap).
-        let stream = if gzip { std::ptr::null_mut() } else { unsafe { pcap_file(cap.as_ptr().cast()) } };
-        let stdio_buf = enlarge_buffer(stream);
-        Ok(CaptureReader {
-            path,
-            cap,
-            link,
-            dlt,
-            format,
-            gzip,
-            snaplen,
-            next_index: 0,
-            next_offset,
-            stream,
-            inflater,
-            _stdio_buf: stdio_buf,
-        })
+        Ok(CaptureReader { path, backend, link, dlt, format, gzip, snaplen, next_index: 0, inflater })
     }
 
     pub fn path(&self) -> &Path {
@@ -214,27 +239,118 @@ impl CaptureReader {
 
     /// The next record, `Ok(None)` at a clean end of file.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, CaptureError> {
+        let index = self.next_index;
+        match &mut self.backend {
+            Backend::Native(records) => {
+                let at = records.offset();
+                match records.next_record() {
+                    Ok(Some(r)) => {
+                        self.next_index += 1;
+                        Ok(Some(Record {
+                            index,
+                            offset: Some(r.offset),
+                            ts_ns: r.ts_ns,
+                            wire_len: r.wire_len,
+                            data: r.data,
+                        }))
+                    }
+                    Ok(None) => match inflater_error(&mut self.inflater, true) {
+                        // a gzip stream that broke at a record boundary looks like a clean end
+                        Some(gz) => {
+                            Err(corrupt(&self.path, index, Some(at), None, format!("gzip stream is corrupt: {gz}")))
+                        }
+                        None => Ok(None),
+                    },
+                    Err(RecordError::OverSnaplen { offset, caplen }) => {
+                        self.next_index += 1;
+                        Err(CaptureError::CaplenOverSnaplen {
+                            path: self.path.clone(),
+                            index,
+                            offset,
+                            caplen: caplen.into(),
+                            snaplen: self.snaplen,
+                        })
+                    }
+                    Err(e) => {
+                        let mut msg = e.to_string();
+                        if let Some(gz) = inflater_error(&mut self.inflater, true) {
+                            msg = format!("gzip stream is corrupt: {gz} ({msg})");
+                        }
+                        Err(corrupt(&self.path, index, Some(e.offset()), None, msg))
+                    }
+                }
+            }
+            Backend::Libpcap(source) => {
+                source.next_record(&self.path, &mut self.next_index, &mut self.inflater, self.snaplen)
+            }
+        }
+    }
+}
+
+impl LibpcapSource {
+    /// Hands `stream` (at its start) to libpcap.
+    fn open(stream: File, format: FileFormat) -> Result<LibpcapSource, String> {
+        let fd = stream.into_raw_fd();
+        // SAFETY: fd is an open descriptor we own; libpcap takes it over (fclose on drop).
+        let cap = match unsafe { pcap::Capture::from_raw_fd_with_precision(fd, pcap::Precision::Nano) } {
+            Ok(c) => c,
+            Err(e) => {
+                // libpcap does not close the stream when it fails: close it (a gzip inflater
+                // then sees EPIPE and ends).
+                // SAFETY: fd is still ours.
+                unsafe { libc::close(fd) };
+                return Err(e.to_string());
+            }
+        };
+        // SAFETY: cap is a live offline capture; pcap_file returns its FILE* (owned by cap).
+        let stream = unsafe { pcap_file(cap.as_ptr().cast()) };
+        // a pipe has no position: offsets then come from the record lengths alone
+        let stream = if position(stream).is_some() { stream } else { std::ptr::null_mut() };
+        Ok(LibpcapSource {
+            cap,
+            next_offset: matches!(format, FileFormat::Pcap { .. }).then_some(PCAP_HEADER_LEN),
+            _stdio_buf: enlarge_buffer(stream),
+            stream,
+        })
+    }
+
+    fn next_record<'a>(
+        &'a mut self,
+        path: &Path,
+        next_index: &mut u64,
+        inflater: &mut Option<JoinHandle<Result<(), String>>>,
+        snaplen: u32,
+    ) -> Result<Option<Record<'a>>, CaptureError> {
+        // copies for the error arms (the packet borrows self)
+        let (stream, next_offset) = (self.stream, self.next_offset);
+        let near = || {
+            if next_offset.is_none() {
+                position(stream)
+            } else {
+                None
+            }
+        };
         match self.cap.next_packet() {
             Ok(pkt) => {
                 let h = pkt.header;
-                let index = self.next_index;
+                let index = *next_index;
                 let offset = self.next_offset;
-                self.next_index += 1;
+                *next_index += 1;
                 if let Some(o) = offset {
                     let expected = o + PCAP_RECORD_HEADER_LEN + u64::from(h.caplen);
                     self.next_offset = Some(expected);
                     // libpcap cuts a record longer than the snaplen to snaplen bytes without a
                     // word; only then can the stream be past where this record should end.
                     // (Checked only then: asking the stream's position costs a syscall.)
-                    if h.caplen == self.snaplen {
+                    if h.caplen == snaplen {
                         if let Some(after) = position(self.stream).filter(|&a| a != expected) {
                             self.next_offset = Some(after);
                             return Err(CaptureError::CaplenOverSnaplen {
-                                path: self.path.clone(),
+                                path: path.to_path_buf(),
                                 index,
                                 offset: o,
                                 caplen: after.saturating_sub(o + PCAP_RECORD_HEADER_LEN),
-                                snaplen: self.snaplen,
+                                snaplen,
                             });
                         }
                     }
@@ -247,21 +363,22 @@ impl CaptureReader {
                 // A gzip stream that broke at a record boundary looks like a clean end to
                 // libpcap: ask the inflater before calling it one.
                 // EOF on the pipe means the inflater dropped its end: it is finishing, so wait.
-                match inflater_error(&mut self.inflater, true) {
-                    Some(msg) => Err(corrupt(&self.path, self.next_index, self.next_offset, self.stream, format!("gzip stream is corrupt: {msg}"))),
+                match inflater_error(inflater, true) {
+                    Some(msg) => {
+                        Err(corrupt(path, *next_index, next_offset, near(), format!("gzip stream is corrupt: {msg}")))
+                    }
                     None => Ok(None),
                 }
             }
             Err(e) => {
                 let mut msg = e.to_string();
-                if let Some(gz) = inflater_error(&mut self.inflater, false) {
+                if let Some(gz) = inflater_error(inflater, false) {
                     msg = format!("gzip stream is corrupt: {gz} ({msg})");
                 }
-                Err(corrupt(&self.path, self.next_index, self.next_offset, self.stream, msg))
+                Err(corrupt(path, *next_index, next_offset, near(), msg))
             }
         }
     }
-
 }
 
 fn position(stream: *mut libc::FILE) -> Option<u64> {
@@ -274,9 +391,8 @@ fn position(stream: *mut libc::FILE) -> Option<u64> {
 }
 
 /// A corrupt-record error at record `index`. Classic pcap knows the record's offset; for
-/// pcapng the stream position where libpcap gave up is the best there is.
-fn corrupt(path: &Path, index: u64, offset: Option<u64>, stream: *mut libc::FILE, msg: String) -> CaptureError {
-    let near = if offset.is_none() { position(stream) } else { None };
+/// pcapng the stream position where libpcap gave up (`near`) is the best there is.
+fn corrupt(path: &Path, index: u64, offset: Option<u64>, near: Option<u64>, msg: String) -> CaptureError {
     CaptureError::CorruptRecord { path: path.to_path_buf(), index, offset, near, packets_read: index, msg }
 }
 
@@ -370,7 +486,10 @@ mod tests {
         let p = Path::new("x.pcap");
         assert!(matches!(sniff(p, b"\x01\x02"), Err(CaptureError::BadMagic { .. })));
         assert!(matches!(sniff(p, b"GIF89a......"), Err(CaptureError::BadMagic { magic: 0x4749_4638, .. })));
-        assert!(matches!(sniff(p, &[0xd4, 0xc3, 0xb2, 0xa1, 0, 0]), Err(CaptureError::TruncatedHeader { needed: 24, .. })));
+        assert!(matches!(
+            sniff(p, &[0xd4, 0xc3, 0xb2, 0xa1, 0, 0]),
+            Err(CaptureError::TruncatedHeader { needed: 24, .. })
+        ));
         let mut ng = vec![0x0a, 0x0d, 0x0d, 0x0a];
         ng.resize(20, 0);
         assert!(matches!(sniff(p, &ng), Err(CaptureError::TruncatedHeader { format: "pcapng", .. })));

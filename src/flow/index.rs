@@ -38,7 +38,9 @@ fn tag_of(hash: u64) -> u32 {
 impl FlowIndex {
     fn with_capacity(cap: usize) -> Self {
         let cap = cap.next_power_of_two().max(MIN_CAPACITY);
-        FlowIndex { entries: vec![0; cap], mask: cap - 1, len: 0 }
+        let entries = vec![0; cap];
+        super::huge_pages::advise(&entries);
+        FlowIndex { entries, mask: cap - 1, len: 0 }
     }
 
     #[cfg(test)]
@@ -142,6 +144,7 @@ impl FlowIndex {
         let old = std::mem::take(&mut self.entries);
         let cap = old.len() * 2;
         self.entries = vec![0; cap];
+        super::huge_pages::advise(&self.entries);
         self.mask = cap - 1;
         for e in old.into_iter().filter(|&e| e != 0) {
             let mut pos = self.home((e >> 32) as u32);

@@ -6,6 +6,7 @@
 //! capture time advances ([`table`]), with memory bounded by the number of live flows. It
 //! does not compute features.
 
+mod huge_pages;
 mod index;
 pub mod key;
 pub mod record;

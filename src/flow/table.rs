@@ -28,6 +28,8 @@ use super::key::KeyScope;
 use super::record::{Direction, EndReason, Endpoint, Flow, HOT_BYTES, OPEN, TcpState};
 
 const NS: i64 = 1_000_000_000;
+/// Slab slots reserved (address space only) when a table is made; see [`FlowTable::new`].
+const RESERVED_SLOTS: usize = 1 << 20;
 
 /// Timeouts and limits of the flow table (shared with the CLI flags).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -151,9 +153,15 @@ impl<X: Default> FlowTable<X> {
     pub fn new(cfg: &FlowConfig) -> Self {
         let idle = [secs(cfg.tcp_idle_s), secs(cfg.udp_idle_s), secs(cfg.noflow_idle_s)];
         let min_idle = idle.iter().copied().min().unwrap_or(NS).max(1);
+        let max_flows = cfg.max_flows.clamp(1, u32::MAX as usize / 2);
+        // Address space for the slab up front: pages are committed only when flows use them
+        // (RSS follows the live flows), and the slab never moves as it fills (growing by
+        // doubling cost ~5 % of ingestion in copies). Past the reservation it grows as usual.
+        let slots = Vec::with_capacity(max_flows.min(RESERVED_SLOTS));
+        super::huge_pages::advise(&slots);
         FlowTable {
             index: FlowIndex::default(),
-            slots: Vec::new(),
+            slots,
             state: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -167,7 +175,7 @@ impl<X: Default> FlowTable<X> {
                 sweep_every: (min_idle / 4).max(1),
             },
             // slot numbers are u32 (the index packs them with a hash tag)
-            max_flows: cfg.max_flows.clamp(1, u32::MAX as usize / 2),
+            max_flows,
             counters: Counters::default(),
             last_sweep_ns: None,
             finished: Vec::new(),
@@ -315,7 +323,11 @@ impl<X: Default> FlowTable<X> {
             }
             None => {
                 let s = u32::try_from(self.slots.len()).expect("max_flows keeps slot numbers in u32");
+                let cap = self.slots.capacity();
                 self.slots.push(flow);
+                if self.slots.capacity() != cap {
+                    super::huge_pages::advise(&self.slots);
+                }
                 self.state.push(Slot::Live);
                 s
             }
