@@ -12,6 +12,7 @@ pub mod hist;
 pub mod ingest;
 pub mod inspect;
 pub mod model;
+pub mod prefetch;
 pub mod fixture;
 pub mod generate;
 pub mod rng;

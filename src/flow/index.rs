@@ -60,7 +60,7 @@ impl FlowIndex {
     /// Asks the CPU to bring the first entry of `hash`'s probe run into cache.
     #[inline]
     pub fn prefetch(&self, hash: u64) {
-        prefetch(&self.entries[self.home(tag_of(hash))]);
+        crate::prefetch::prefetch(&self.entries[self.home(tag_of(hash))]);
     }
 
     /// The slot a key with `hash` most likely lives in, without comparing keys (a hint for
@@ -154,27 +154,6 @@ impl FlowIndex {
             self.entries[pos] = e;
         }
     }
-}
-
-/// A hint to load the cache line holding `r`.
-#[inline]
-pub fn prefetch<T>(r: &T) {
-    prefetch_ptr((r as *const T).cast());
-}
-
-/// A hint to load the cache line holding address `p` (any address: prefetches never fault);
-/// no effect on targets other than x86-64.
-#[inline]
-pub fn prefetch_ptr(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch only hints the cache; it never faults and its result is invisible.
-    #[allow(unused_unsafe)]
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use rustc_hash::FxHashMap;
 
 use crate::capture::{Packet, TcpFlags};
 
-use super::index::{self as flow_index, FlowIndex, Probe};
+use super::index::{FlowIndex, Probe};
 use super::key::{self, FlowKey, FlowKind};
 use super::key::KeyScope;
 use super::record::{Direction, EndReason, Endpoint, Flow, HOT_BYTES, OPEN, TcpState};
@@ -206,12 +206,9 @@ impl<X: Default> FlowTable<X> {
     #[inline]
     pub fn prefetch_flow(&self, prep: &Prepared) {
         if let Some(flow) = self.index.likely_slot(prep.hash).and_then(|s| self.slots.get(s as usize)) {
-            let base = (flow as *const Flow<X>).cast::<u8>();
-            for off in (0..HOT_BYTES).step_by(64) {
-                flow_index::prefetch_ptr(base.wrapping_add(off));
-            }
+            crate::prefetch::prefetch_bytes((flow as *const Flow<X>).cast(), HOT_BYTES);
             if std::mem::size_of::<X>() > 0 {
-                flow_index::prefetch(&flow.ext);
+                crate::prefetch::prefetch(&flow.ext);
             }
         }
     }

@@ -358,13 +358,14 @@ fn tanh(x: f32) -> f32 {
 /// Samples a token from logits (temperature 1). `weights` is scratch of the same length.
 pub fn sample_logits(logits: &[f32], weights: &mut [f32], rng: &mut SplitMix64) -> usize {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut total = 0f32;
+    let weights = &mut weights[..logits.len()];
+    // the exponentials apart from the sum: this loop vectorises, the sum keeps its order
     for (w, &l) in weights.iter_mut().zip(logits) {
         *w = exp_approx(l - max);
-        total += *w;
     }
+    let total: f32 = weights.iter().fold(0.0, |t, &w| t + w);
     let mut u = rng.next_f64() as f32 * total;
-    for (i, w) in weights.iter().enumerate().take(logits.len()) {
+    for (i, w) in weights.iter().enumerate() {
         u -= w;
         if u <= 0.0 {
             return i;

@@ -619,6 +619,14 @@ impl Iterator for Engine<'_> {
             // The top entry stays in the heap while it is served: most of the time it is
             // re-keyed in place (one sift instead of a pop and a push).
             let Reverse((t, _, slot)) = *self.heap.peek()?;
+            // The next packet comes from this flow again or from one of the root's two
+            // children: their flows (thousands of them live, megabytes in all) are loaded now,
+            // while this packet is served, instead of stalling the next call.
+            for Reverse((_, _, next)) in self.heap.as_slice().iter().skip(1).take(2) {
+                if let Some(f) = self.flows.get(*next as usize) {
+                    crate::prefetch::prefetch_bytes((f as *const Option<LiveFlow>).cast(), std::mem::size_of::<Option<LiveFlow>>());
+                }
+            }
             if self.end_ns.is_some_and(|e| t >= e) {
                 // every later packet is past the end too
                 self.heap.clear();
