@@ -421,20 +421,22 @@ impl<'m> Engine<'m> {
     fn round(&mut self) {
         self.stats.rounds += 1;
         let mut active = std::mem::take(&mut self.short);
-        let mut b = std::mem::take(&mut self.batch);
+        let b = &mut self.batch;
+        // flows are worked on in place (a flow is a few hundred bytes: moving it out and back
+        // cost more than its LSTM step at small hidden sizes)
+        let mut rules = Rules { cfg: &self.cfg, lstm: &self.lstm, bank: &self.bank, heads: &self.heads, stats: &mut self.stats };
         loop {
             for k in 0..3 {
                 b.slots[k].clear();
                 b.tokens[k].clear();
             }
             for &s in &active {
-                let Some(mut f) = self.flows[s as usize].take() else { continue };
+                let Some(f) = self.flows[s as usize].as_mut() else { continue };
                 f.listed = false;
-                if self.direct(&mut f) {
+                if rules.direct(f) {
                     b.slots[f.kind.index()].push(s as usize);
                     b.tokens[f.kind.index()].push(f.token);
                 }
-                self.flows[s as usize] = Some(f);
             }
             if b.slots.iter().all(Vec::is_empty) {
                 break;
@@ -442,25 +444,41 @@ impl<'m> Engine<'m> {
             active.clear();
             for k in 0..3 {
                 let n = b.slots[k].len();
-                let Some(lstm) = self.lstm[k].as_ref().filter(|_| n > 0) else { continue };
+                let Some(lstm) = rules.lstm[k].as_ref().filter(|_| n > 0) else { continue };
                 let out = lstm.outputs();
                 b.logits.resize(n * out, 0.0);
                 lstm.step_many(&b.tokens[k], &b.slots[k], &mut self.h, &mut self.c, &mut b.logits);
-                self.stats.lstm_steps += n as u64;
+                rules.stats.lstm_steps += n as u64;
                 for (i, &s) in b.slots[k].iter().enumerate() {
-                    let Some(mut f) = self.flows[s].take() else { continue };
+                    let Some(f) = self.flows[s].as_mut() else { continue };
                     let token = sample_logits(&b.logits[i * out..(i + 1) * out], &mut b.weights, &mut f.rng);
-                    self.consume(&mut f, token);
-                    self.flows[s] = Some(f);
+                    rules.consume(f, token);
                     active.push(s as u32);
                 }
             }
         }
         active.clear();
         self.short = active;
-        self.batch = b;
     }
 
+    fn release(&mut self, slot: u32) {
+        self.flows[slot as usize] = None;
+        self.free.push(slot);
+        self.live -= 1;
+    }
+}
+
+/// What a round needs to advance one flow: the model's parts and the run's counters,
+/// borrowed apart from the flows so that each flow is worked on where it lives.
+struct Rules<'e> {
+    cfg: &'e EngineConfig,
+    lstm: &'e [Option<LeanLstm>; 3],
+    bank: &'e PacketBank,
+    heads: &'e TcpHeads,
+    stats: &'e mut EngineStats,
+}
+
+impl Rules<'_> {
     /// Does a flow's work that needs no LSTM (handshake, closing at the length cap) until it
     /// is full, done, or needs an LSTM step (then true).
     fn direct(&mut self, f: &mut LiveFlow) -> bool {
@@ -589,11 +607,6 @@ impl<'m> Engine<'m> {
         f.phase = Phase::Done;
     }
 
-    fn release(&mut self, slot: u32) {
-        self.flows[slot as usize] = None;
-        self.free.push(slot);
-        self.live -= 1;
-    }
 }
 
 /// Appends a packet `dt_ns` after the flow's previous one.
