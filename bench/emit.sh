@@ -10,6 +10,7 @@
 #   BENCH_REPS=3 bench/emit.sh     # repetitions per top-speed configuration (default 1)
 #   BENCH_LONG=1 bench/emit.sh     # also 60 s at 10 kpps (drift)
 #   TRAFGEN=path/to/trafgen bench/emit.sh   # another binary (default target/release/trafgen)
+#   BENCH_TOP=0 BENCH_TIMING="cbr100k exp100k" bench/emit.sh   # only these timing runs
 #
 # Prints one line per run and a summary table; raw files stay in target/bench/emit/.
 # Needs root. Nothing is sent outside the two namespaces, which are deleted on exit (trap).
@@ -79,6 +80,7 @@ txrun() { ip netns exec $TX taskset -c 0 "$@"; }
 
 # --- top speed, no capture running (as the anchors' max-rate table) ---
 LOOPS=100   # 20,000 frames x 100 = 2 M frames
+[ "${BENCH_TOP:-1}" = 1 ] || REPS=0
 for rep in $(seq "$REPS"); do
     r=$(txrun "$OUT/afpkt_bench" vtx sendmmsg 0 2000000 64 32 | grep -o "pps=[0-9]*" | cut -d= -f2 || true)
     row "top64  C sendmmsg (rep $rep)" "$r pps"
@@ -118,7 +120,7 @@ print("%d/%d frames, %.0f pps, IAT err p50 %.2f / p99 %.2f us, sched (centred) p
 EOF
 }
 
-TIMING="cbr10k cbr100k exp10k exp100k"
+TIMING="${BENCH_TIMING:-cbr10k cbr100k exp10k exp100k}"
 [ "${BENCH_LONG:-0}" = 1 ] && TIMING="$TIMING cbr10k60s"
 for f in $TIMING; do
     row "$f trafgen x1" "$(capture_run tg_$f "$OUT/$f.pcap" -- "$TRAFGEN" send -i vtx --pcap "$OUT/$f.pcap" --multiplier 1 --cpu 0 -q)"

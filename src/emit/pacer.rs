@@ -5,7 +5,9 @@
 //! absolute, so errors never accumulate the way sleeping for each gap does. To reach a
 //! deadline the thread sleeps with `clock_nanosleep(TIMER_ABSTIME)` and a timer slack of 1 ns
 //! until `spin` before it, then spins on the clock. Every frame already due when the pacer
-//! wakes goes out in the same `sendmmsg` batch (at most `batch` frames). After a stall (a frame
+//! wakes goes out in the same `sendmmsg` batch (at most `batch` frames), with the frames due
+//! so soon after it that a call of their own would make them later than sending them a little
+//! early ([`SendCost`], learnt from the calls made). After a stall (a frame
 //! later than `stall_threshold`) the policy decides: `burst` keeps the schedule and sends what
 //! is due at once (catching up), `shift` moves the rest of the schedule back by the delay.
 //! Lateness (send time − deadline) of every frame goes into a log-bucketed histogram of fixed
@@ -309,6 +311,7 @@ pub fn run(
 
     let mut total = LogHistogram::default();
     let mut interval = LogHistogram::default();
+    let mut cost = SendCost::default();
     // the clock starts once the source has a lead (bounded wait)
     let waited = now_ns();
     live.heartbeat_ns.store(waited, Ordering::Relaxed);
@@ -365,13 +368,14 @@ pub fn run(
                     }
                 }
             };
-            // every frame due by now, up to a batch
+            // every frame due by now, up to a batch, and those due so soon after their turn in
+            // this call that a call of their own would make them later than joining does
             let mut parts: [FrameParts<'_>; MAX_BATCH] = [[&[][..], &[][..]]; MAX_BATCH];
             let (mut k, mut batch_bytes, mut j) = (0usize, 0u64, i);
             while j < n && k < room {
                 if !cfg.topspeed && j > i {
                     let r = scale(batch.offset(j) + bshift);
-                    if start + shift + r > t || duration_ns.is_some_and(|d| r > d) {
+                    if start + shift + r > t + cost.join_horizon(k) || duration_ns.is_some_and(|d| r > d) {
                         break;
                     }
                 }
@@ -407,7 +411,9 @@ pub fn run(
                     }
                 }
             }
+            let before = now_ns();
             sender.send_all(&parts[..k])?;
+            cost.observe(k, now_ns() - before);
             sent += k as u64;
             bytes += batch_bytes;
             first.get_or_insert(t);
@@ -444,6 +450,48 @@ pub fn run(
     })
 }
 
+/// What a `sendmmsg` call costs on this path, learnt from the calls made: the first frame of a
+/// call (syscall, and on a veth the peer's receive path too) and each further frame. A frame
+/// due `d` after its turn as frame `k + 1` of a batch leaves `d` early if it joins, and
+/// `first − next − d` late if it waits for a call of its own, which starts when this one
+/// returns: it joins when `d < (first − next) / 2`.
+#[derive(Clone, Copy, Debug, Default)]
+struct SendCost {
+    /// Moving averages (ns), 0 until a call of that kind was seen.
+    first_ns: f64,
+    next_ns: f64,
+}
+
+impl SendCost {
+    /// A cheaper call pulls an average half way down; a dearer one a 256th of the way up:
+    /// a call that was descheduled or interrupted says little about the path, and contention
+    /// must not make the pacer send frames early.
+    const DOWN: f64 = 0.5;
+    const UP: f64 = 1.0 / 256.0;
+    /// Frames never join more than this early, whatever the estimates.
+    const MAX_JOIN_NS: f64 = 4_000.0;
+
+    fn observe(&mut self, frames: usize, ns: i64) {
+        let avg = |a: &mut f64, x: f64| {
+            *a = if *a == 0.0 { x } else { *a + (x - *a) * if x < *a { Self::DOWN } else { Self::UP } };
+        };
+        let ns = ns.max(0) as f64;
+        match frames {
+            0 => {}
+            1 => avg(&mut self.first_ns, ns),
+            k if self.first_ns > 0.0 => avg(&mut self.next_ns, ((ns - self.first_ns) / (k - 1) as f64).max(0.0)),
+            _ => {}
+        }
+    }
+
+    /// How far past the wake-up time a frame may be due and still join a batch that holds
+    /// `k` frames so far.
+    fn join_horizon(&self, k: usize) -> i64 {
+        let d = (self.first_ns - self.next_ns).max(0.0) / 2.0;
+        (k as f64 * self.next_ns + d.min(Self::MAX_JOIN_NS)) as i64
+    }
+}
+
 /// Hands the interval's lateness to [`Live`] when the previous one was taken (never blocks).
 fn publish(live: &Live, interval: &mut LogHistogram) {
     if interval.count() == 0 {
@@ -461,6 +509,32 @@ fn publish(live: &Live, interval: &mut LogHistogram) {
 mod tests {
     use super::*;
     use crate::emit::batch::Batch;
+
+    #[test]
+    fn send_cost_learns_the_path_and_bounds_the_join_horizon() {
+        let mut c = SendCost::default();
+        assert_eq!(c.join_horizon(1), 0, "nothing joins before a call was seen");
+        for _ in 0..100 {
+            c.observe(1, 3_000);
+            c.observe(8, 3_000 + 7 * 1_000);
+        }
+        assert!((c.first_ns - 3_000.0).abs() < 1.0 && (c.next_ns - 1_000.0).abs() < 1.0, "{c:?}");
+        // one frame in: a frame due within (3 − 1) / 2 µs plus one frame's turn joins
+        assert_eq!(c.join_horizon(1), 2_000);
+        assert_eq!(c.join_horizon(4), 5_000);
+        // a descheduled call barely moves the averages; a cheap one is believed at once
+        c.observe(1, 10_000_000);
+        assert!(c.first_ns < 3_000.0 + 10_000_000.0 / 256.0 + 1.0, "{c:?}");
+        for _ in 0..20 {
+            c.observe(1, 2_000);
+        }
+        assert!((c.first_ns - 2_000.0).abs() < 1.0, "{c:?}");
+        // however dear the first frame looks, nothing joins more than 4 µs early
+        for _ in 0..5000 {
+            c.observe(1, 40_000);
+        }
+        assert_eq!(c.join_horizon(1), 1_000 + 4_000);
+    }
     use crate::emit::sender::{Interface, SenderStats};
 
     /// Records when each frame was handed over, and its bytes.
