@@ -4,7 +4,10 @@
 //! as NOTIFY_SOCKET) READY=1, serves metrics whose frame counter grows (scraped with
 //! `trafgen status` inside the namespace), keeps running and sending when SIGHUP brings a
 //! broken file (the log names the error), applies a changed file on SIGHUP, and on SIGTERM
-//! says STOPPING=1, logs each stream's totals and exits 0.
+//! says STOPPING=1, logs each stream's totals and exits 0. Faults: a stream whose link is set
+//! down or loses its carrier pauses (logged, `trafgend_link_up` 0, counted) and resumes when
+//! the link is back; a stream whose interface is deleted fails with an error naming it while
+//! the others go on; a stream whose model is damaged fails naming the file.
 //!
 //! Needs root and `ip`; otherwise it says why it skips and passes. The namespaces are deleted
 //! by a Drop guard, also when the test fails.
@@ -29,6 +32,37 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// Starts `trafgend --config CFG` in `w`'s sending namespace, logging to DIR/trafgend.log,
+    /// with a fake systemd: the returned socket (DIR/notify.sock) receives its notifications.
+    fn start(w: &Veth, dir: &Path, cfg: &Path) -> (Daemon, UnixDatagram) {
+        let notify_path = dir.join("notify.sock");
+        let notify = UnixDatagram::bind(&notify_path).unwrap();
+        notify.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let log = dir.join("trafgend.log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &w.tx, env!("CARGO_BIN_EXE_trafgend"), "--config"])
+            .arg(cfg)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start trafgend");
+        (Daemon { child, log }, notify)
+    }
+
+    /// Waits (at most 10 s, after SIGTERM) for the daemon to exit.
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "trafgend did not stop within 10 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn signal(&self, sig: libc::c_int) {
         // SAFETY: kill on the pid of our own child (`ip netns exec` execs trafgend itself).
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
@@ -103,20 +137,7 @@ fn daemon_runs_reloads_and_drains() {
     udp_capture(&pcap, &[1_000_000; 99]);
     let cfg = d.path().join("trafgend.toml");
     std::fs::write(&cfg, config(&pcap, "500")).unwrap();
-    let notify_path = d.path().join("notify.sock");
-    let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    let log = d.path().join("trafgend.log");
-    let child = Command::new("ip")
-        .args(["netns", "exec", &w.tx, env!("CARGO_BIN_EXE_trafgend"), "--config"])
-        .arg(&cfg)
-        .env("NOTIFY_SOCKET", &notify_path)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start trafgend");
-    let mut daemon = Daemon { child, log };
+    let (mut daemon, notify) = Daemon::start(&w, d.path(), &cfg);
     let mut seen = Vec::new();
 
     // started: READY=1; the stream whose interface does not exist is logged and the other runs
@@ -163,14 +184,7 @@ fn daemon_runs_reloads_and_drains() {
     // SIGTERM: STOPPING=1, totals logged, exit 0
     daemon.signal(libc::SIGTERM);
     expect_notify(&notify, "STOPPING=1", Duration::from_secs(10), &mut seen);
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = daemon.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "trafgend did not stop within 10 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = daemon.wait_exit();
     let log_text = daemon.log();
     assert!(status.success(), "exit {status:?}\n{log_text}");
     let totals = log_text.lines().filter(|l| l.contains("stream totals") && l.contains("stream=a")).last().unwrap_or_else(|| panic!("no totals for stream a:\n{log_text}"));
@@ -200,4 +214,107 @@ fn the_unit_file_verifies() {
     let o = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success() && !err.contains("trafgend.service"), "systemd-analyze verify: {err}");
+}
+
+#[test]
+fn streams_ride_out_link_faults_and_a_lost_interface_stops_only_its_stream() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let w = Veth::new(&format!("tgdfl{}", std::process::id() % 100_000), 253);
+    let d = tempfile::tempdir().unwrap();
+    let pcap = d.path().join("in.pcap");
+    udp_capture(&pcap, &[1_000_000; 99]);
+    // stream b sends on a veth pair inside the sending namespace, deleted below
+    for args in [&["link", "add", "tgdel0", "type", "veth", "peer", "name", "tgdel1"][..], &["link", "set", "tgdel0", "up"], &["link", "set", "tgdel1", "up"]] {
+        let mut all = vec!["ip", "-n", w.tx.as_str()];
+        all.extend_from_slice(args);
+        netns::sh(&all);
+    }
+    // stream m's model has a truncated weight file
+    let model = d.path().join("cut-model");
+    std::fs::create_dir(&model).unwrap();
+    for e in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/models/default")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), model.join(e.file_name())).unwrap();
+    }
+    let vae = model.join("packet_vae.safetensors");
+    std::fs::write(&vae, &std::fs::read(&vae).unwrap()[..100]).unwrap();
+    let stream = |name: &str, iface: &str| {
+        format!("[[stream]]\nname = \"{name}\"\ninterface = \"{iface}\"\npcap = \"{}\"\nseed = 1\npps = 1000\nloop = 1000000\nallowlist = [\"10.0.0.0/8\"]\n\n", pcap.display())
+    };
+    let cfg = d.path().join("trafgend.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[daemon]\nlog_format = \"journald\"\n\n{}{}[[stream]]\nname = \"m\"\ninterface = \"vtx\"\nmodel = \"{}\"\nseed = 3\nallowlist = [\"10.0.0.0/8\", \"fd00::/8\"]\n",
+            stream("a", "vtx"),
+            stream("b", "tgdel0"),
+            model.display()
+        ),
+    )
+    .unwrap();
+    let (mut daemon, notify) = Daemon::start(&w, d.path(), &cfg);
+    let mut seen = Vec::new();
+    expect_notify(&notify, "READY=1", Duration::from_secs(20), &mut seen);
+    let frames = |s: &str| metric(&w, &format!("trafgend_frames_sent_total{{stream=\"{s}\"}}"));
+    let link_up = |s: &str| metric(&w, &format!("trafgend_link_up{{stream=\"{s}\"}}"));
+    let grows = |s: &str| {
+        let f = frames(s);
+        wait_for(&format!("stream {s} sending"), Duration::from_secs(10), || frames(s) > f + 100.0);
+    };
+    grows("a");
+    grows("b");
+    // the damaged model: its stream fails naming the file, the others run
+    wait_for("stream m's error", Duration::from_secs(20), || daemon.log().contains("packet_vae.safetensors"));
+    let log = daemon.log();
+    let line = log.lines().find(|l| l.contains("packet_vae.safetensors")).unwrap();
+    assert!(line.contains("stream failed") && line.contains(&vae.display().to_string()) && line.contains("truncated or corrupt"), "{line}");
+
+    // the link set down, then up: stream a pauses (logged with its name, gauge 0), b goes on
+    let lines_with = |what: &str| daemon.log().lines().filter(|l| l.contains(what) && l.contains("name=a")).count();
+    let ip = |tx: bool, args: &[&str]| {
+        let mut all = vec!["ip", "-n", if tx { w.tx.as_str() } else { w.rx.as_str() }];
+        all.extend_from_slice(args);
+        netns::sh(&all);
+    };
+    ip(true, &["link", "set", "vtx", "down"]);
+    wait_for("stream a waiting for its link", Duration::from_secs(5), || link_up("a") == 0.0);
+    assert_eq!(lines_with("link down (administratively down)"), 1, "{}", daemon.log());
+    let st = Command::new("ip").args(["netns", "exec", &w.tx, env!("CARGO_BIN_EXE_trafgen"), "status"]).output().unwrap();
+    let st = String::from_utf8_lossy(&st.stdout);
+    assert!(st.lines().any(|l| l.starts_with("a ") && l.contains("link-down")), "{st}");
+    let f = frames("a");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(frames("a"), f, "stream a sent while its link was down");
+    grows("b");
+    ip(true, &["link", "set", "vtx", "up"]);
+    wait_for("stream a's link back", Duration::from_secs(5), || link_up("a") == 1.0);
+    grows("a");
+    assert_eq!(lines_with("link back after"), 1, "{}", daemon.log());
+
+    // the carrier lost (the veth peer set down), then back
+    ip(false, &["link", "set", "vrx", "down"]);
+    wait_for("stream a to see no carrier", Duration::from_secs(5), || link_up("a") == 0.0);
+    assert_eq!(lines_with("link down (no carrier)"), 1, "{}", daemon.log());
+    ip(false, &["link", "set", "vrx", "up"]);
+    wait_for("stream a's carrier back", Duration::from_secs(5), || link_up("a") == 1.0);
+    grows("a");
+    assert_eq!(metric(&w, "trafgend_link_down_total{stream=\"a\"}"), 2.0);
+    assert_eq!(metric(&w, "trafgend_stream_up{stream=\"a\",interface=\"vtx\",source=\"pcap\",phase=\"running\"}"), 1.0, "stream a kept running");
+    assert_eq!(metric(&w, "trafgend_send_errors_total{stream=\"a\"}"), 0.0);
+
+    // stream b's interface deleted: b fails naming it, a goes on
+    ip(true, &["link", "del", "tgdel0"]);
+    wait_for("stream b's error", Duration::from_secs(5), || daemon.log().contains("no longer exists"));
+    let log = daemon.log();
+    let line = log.lines().find(|l| l.contains("no longer exists")).unwrap();
+    assert!(line.contains("stream failed") && line.contains("interface \"tgdel0\"") && line.contains("name=b"), "{line}");
+    assert_eq!(metric(&w, "trafgend_stream_up{stream=\"b\",interface=\"tgdel0\",source=\"pcap\",phase=\"failed\"}"), 0.0);
+    assert_eq!(metric(&w, "trafgend_send_errors_total{stream=\"b\"}"), 1.0);
+    grows("a");
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.wait_exit();
+    assert!(status.success(), "exit {status:?}\n{}", daemon.log());
 }

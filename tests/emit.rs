@@ -2,9 +2,13 @@
 //! by a veth pair with 10.x addresses; the sender runs in one (`ip netns exec`), tcpdump
 //! captures on the peer. Counts match, frames pass our validator, the allowlist is enforced,
 //! `--pps`/`--duration` are honoured and a capture replayed at `--multiplier 1` keeps its
-//! schedule. Bounds are loose (shared CI cores); tight figures are `bench/emit.sh`'s.
+//! schedule. Faults: the link set down and up mid-run pauses the stream, which resumes where
+//! it left off with no frame lost; a deleted interface stops it with an error naming it; as
+//! an unprivileged user it sends with only CAP_NET_RAW and fails naming CAP_NET_RAW without.
+//! Bounds are loose (shared CI cores); tight figures are `bench/emit.sh`'s.
 //!
-//! Needs root, `ip` and `tcpdump`; otherwise every test says why it skips and passes.
+//! Needs root, `ip` and `tcpdump` (and `setpriv` for the privilege test); otherwise every
+//! test says why it skips and passes.
 //! Nothing is ever sent in the root namespace, and the namespaces are deleted by a Drop guard,
 //! also when a test fails.
 
@@ -73,11 +77,27 @@ impl Wire {
 
     /// Runs `trafgen send -i vtx ARGS` inside the sending namespace.
     fn send(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.veth.tx, env!("CARGO_BIN_EXE_trafgen"), "send", "-i", "vtx", "-q"])
-            .args(args)
-            .output()
-            .expect("run trafgen send")
+        self.send_command(&[env!("CARGO_BIN_EXE_trafgen")], args).output().expect("run trafgen send")
+    }
+
+    /// `ip netns exec TX PREFIX... send -i vtx -q ARGS` (PREFIX: the binary, possibly behind
+    /// a wrapper such as setpriv), stdout and stderr piped.
+    fn send_command(&self, prefix: &[&str], args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.veth.tx]).args(prefix).args(["send", "-q"]);
+        if !args.contains(&"-i") {
+            c.args(["-i", "vtx"]);
+        }
+        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c
+    }
+
+    /// Runs `ip -n NS ARGS...` in the sending (`tx`) or receiving namespace.
+    fn ip(&self, tx: bool, args: &[&str]) {
+        let ns = if tx { &self.veth.tx } else { &self.veth.rx };
+        let mut all = vec!["ip", "-n", ns.as_str()];
+        all.extend_from_slice(args);
+        netns::sh(&all);
     }
 }
 
@@ -215,4 +235,110 @@ fn a_capture_replayed_at_multiplier_1_keeps_its_schedule() {
     assert!(dev[dev.len() / 2] < 100_000, "median schedule error {} ns", dev[dev.len() / 2]);
     // no drift: the last frame within 2 ms of the schedule over 1.5 s
     assert!((drift - med).abs() < 2_000_000, "drift {} ns", drift - med);
+}
+
+#[test]
+fn a_link_set_down_and_up_pauses_send_which_resumes_where_it_left_off() {
+    skip_unless_able!();
+    let w = Wire::new();
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("in.pcap");
+    udp_capture(&p, &[1000; 99]);
+    let cap = w.capture(&d.path().join("rx.pcap"));
+    // 2000 pps for 3 s of schedule: 6001 frames; the link is down for ~1 s in the middle
+    let child = w.send_command(&[env!("CARGO_BIN_EXE_trafgen")], &["--pcap", p.to_str().unwrap(), "--loop", "1000", "--pps", "2000", "--duration", "3", "--json"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    w.ip(true, &["link", "set", "vtx", "down"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    w.ip(true, &["link", "set", "vtx", "up"]);
+    let o = child.wait_with_output().unwrap();
+    let report = ok(&o);
+    let got = cap.finish();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("link down (administratively down)") && err.contains("link back after"), "{err}");
+    let pacer = &report["pacer"];
+    assert_eq!((pacer["end"].as_str(), pacer["frames"].as_u64(), pacer["link_downs"].as_u64()), (Some("duration"), Some(6001), Some(1)), "{pacer}");
+    let down = pacer["link_down_s"].as_f64().unwrap();
+    assert!((0.8..3.0).contains(&down), "down {down} s");
+    // nothing lost: every frame reached the peer, in order
+    assert_eq!(got.len(), 6001, "captured {} of 6001 frames", got.len());
+    // one pause, and the frames after it keep their 500 µs spacing (no catch-up burst)
+    let gaps: Vec<i64> = got.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    let (at, longest) = gaps.iter().enumerate().max_by_key(|(_, g)| **g).unwrap();
+    assert!(*longest as f64 / 1e9 >= 0.8 * down, "longest gap {longest} ns, link down {down} s");
+    let after = (got.len() - 1 - (at + 1)) as f64;
+    let span = (got[got.len() - 1].0 - got[at + 1].0) as f64;
+    assert!(after > 1000.0 && (span / after / 500_000.0 - 1.0).abs() < 0.05, "{after} gaps after the outage over {span} ns");
+}
+
+#[test]
+fn a_deleted_interface_stops_send_with_an_error_naming_it() {
+    skip_unless_able!();
+    let w = Wire::new();
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("in.pcap");
+    udp_capture(&p, &[1000; 99]);
+    // a veth pair with both ends in the sending namespace
+    w.ip(true, &["link", "add", "tgdel0", "type", "veth", "peer", "name", "tgdel1"]);
+    w.ip(true, &["link", "set", "tgdel0", "up"]);
+    w.ip(true, &["link", "set", "tgdel1", "up"]);
+    let child = w.send_command(&[env!("CARGO_BIN_EXE_trafgen")], &["-i", "tgdel0", "--pcap", p.to_str().unwrap(), "--loop", "100000", "--pps", "2000"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    w.ip(true, &["link", "del", "tgdel0"]);
+    let t0 = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(5), "send took {:?} to notice", t0.elapsed());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("interface \"tgdel0\"") && err.contains("no longer exists"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// `trafgen send` as user nobody: with only CAP_NET_RAW (ambient) it sends; without it, or as
+/// root with CAP_NET_RAW dropped from the bounding set, it fails with an error naming
+/// CAP_NET_RAW and sends nothing.
+#[test]
+fn send_needs_only_cap_net_raw_and_says_so_without_it() {
+    if let Some(why) = netns::skip_reason(&["ip", "tcpdump", "setpriv"]) {
+        return eprintln!("skipping: {why}");
+    }
+    let d = tempfile::tempdir().unwrap();
+    // nobody reads the capture and, when it cannot run the binary where it was built, a copy
+    let dir = d.path();
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let p = dir.join("in.pcap");
+    udp_capture(&p, &[100_000; 99]);
+    let nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"];
+    let runs_as_nobody = |bin: &str| {
+        Command::new(nobody[0]).args(&nobody[1..]).args([bin, "version"]).output().is_ok_and(|o| o.status.success())
+    };
+    let mut bin = env!("CARGO_BIN_EXE_trafgen").to_string();
+    if !runs_as_nobody(&bin) {
+        let copy = dir.join("trafgen");
+        std::fs::copy(&bin, &copy).unwrap();
+        bin = copy.to_str().unwrap().to_string();
+        if !runs_as_nobody(&bin) {
+            // e.g. a checkout under /root: libtorch is found through the binary's RUNPATH
+            // (.venv/torch/lib), which user nobody cannot reach
+            return eprintln!("skipping: user nobody cannot run trafgen (is the libtorch in .venv readable by all users?)");
+        }
+    }
+    let w = Wire::new();
+    let cap = w.capture(&dir.join("rx.pcap"));
+    let with_cap: Vec<&str> = nobody.iter().copied().chain(["--inh-caps=-all,+net_raw", "--ambient-caps=-all,+net_raw", "--bounding-set=-all,+net_raw", bin.as_str()]).collect();
+    let o = w.send_command(&with_cap, &["--pcap", p.to_str().unwrap(), "--pps", "1000", "--json"]).output().unwrap();
+    let report = ok(&o);
+    assert_eq!(report["pacer"]["frames"], 100);
+    assert_eq!(cap.finish().len(), 100);
+
+    let cap = w.capture(&dir.join("rx2.pcap"));
+    let without: Vec<&str> = nobody.iter().copied().chain(["--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", bin.as_str()]).collect();
+    let root_without = ["setpriv", "--inh-caps=-net_raw", "--bounding-set=-net_raw", bin.as_str()];
+    for wrapper in [&without[..], &root_without[..]] {
+        let o = w.send_command(wrapper, &["--pcap", p.to_str().unwrap(), "--pps", "1000"]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{wrapper:?}: {err}");
+        assert!(err.contains("needs the CAP_NET_RAW capability") && err.contains("interface \"vtx\""), "{wrapper:?}: {err}");
+    }
+    assert_eq!(cap.finish().len(), 0, "frames were sent without CAP_NET_RAW");
 }

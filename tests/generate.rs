@@ -1,9 +1,12 @@
 //! `trafgen generate` and the engine behind it, on the shipped `models/default`: the same seed
 //! gives the same bytes, limits are exact, the multiplier scales time, memory stays bounded,
-//! and the output passes our validator and tshark with the model's flow-kind mix.
+//! and the output passes our validator and tshark with the model's flow-kind mix. Faults:
+//! SIGTERM/SIGINT mid-run and a full file system (a 256 KiB tmpfs, as root) leave a valid
+//! file of whole records; a missing or damaged model is an error naming the file.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use trafgen::flow::FlowKind;
 use trafgen::model::Model;
@@ -163,5 +166,155 @@ fn output_is_valid_and_has_the_models_kind_mix() {
             let proto = cols[2].to_ascii_lowercase();
             assert!(!wire_layers.contains(&proto.as_str()), "tshark: {line}\n{text}");
         }
+    }
+}
+
+/// Records in `path` read by our reader (every one whole: a cut record is an error), and
+/// tcpdump's count of the same file when tcpdump is installed.
+fn whole_records(path: &Path) -> u64 {
+    let mut r = trafgen::capture::CaptureReader::open(path).unwrap_or_else(|e| panic!("{e}"));
+    let mut n = 0u64;
+    while r.next_record().unwrap_or_else(|e| panic!("record #{n}: {e}")).is_some() {
+        n += 1;
+    }
+    match Command::new("tcpdump").arg("-r").arg(path).arg("--count").output() {
+        Err(_) => eprintln!("tcpdump not installed: tcpdump check skipped"),
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success() && !err.contains("truncated"), "tcpdump -r {}: {err}", path.display());
+            assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("{n} packets"), "tcpdump's count");
+        }
+    }
+    n
+}
+
+#[test]
+fn sigterm_and_sigint_mid_run_leave_every_whole_record() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = model_dir();
+    for (sig, name) in [(libc::SIGTERM, "term.pcap"), (libc::SIGINT, "int.pcapng")] {
+        let out = d.path().join(name);
+        // a run far longer than the test: only the signal ends it
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trafgen"))
+            .args(["generate", "-m", dir.to_str().unwrap(), "--packets", "1000000000", "--json", "-o"])
+            .arg(&out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // past the first 1 MiB buffer, so the file has records and more are buffered
+        let t0 = Instant::now();
+        while std::fs::metadata(&out).map_or(0, |m| m.len()) < 1 << 20 {
+            assert!(t0.elapsed() < Duration::from_secs(60), "no data after 60 s");
+            assert!(child.try_wait().unwrap().is_none(), "generate ended before the signal");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: kill on the pid of our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "signal {sig}: {:?}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON summary");
+        assert_eq!(s["write"]["interrupted"], true, "{s}");
+        let frames = s["write"]["frames"].as_u64().unwrap();
+        assert!(frames > 1000, "{frames} frames");
+        assert_eq!(s["write"]["file_bytes"].as_u64().unwrap(), std::fs::metadata(&out).unwrap().len());
+        // every frame it reports is in the file, whole, and nothing else
+        assert_eq!(whole_records(&out), frames, "signal {sig}");
+    }
+}
+
+/// A tmpfs mounted over a directory; unmounted on drop (also when the test fails).
+struct Tmpfs(std::ffi::CString);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. "256k") over `dir`, or says why it cannot.
+    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("not root (mounting a tmpfs needs it)".into());
+        }
+        let target = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let opts = std::ffi::CString::new(format!("size={size}")).unwrap();
+        // SAFETY: valid C strings; a fresh tmpfs over our own empty temp dir.
+        let rc = unsafe { libc::mount(c"trafgen-test".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), 0, opts.as_ptr().cast()) };
+        if rc != 0 {
+            return Err(format!("cannot mount a tmpfs: {}", std::io::Error::last_os_error()));
+        }
+        Ok(Tmpfs(target))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // SAFETY: a valid C string; MNT_DETACH so a busy mount still goes.
+        unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+#[test]
+fn a_full_file_system_is_a_clear_error_and_leaves_whole_records() {
+    let d = tempfile::tempdir().unwrap();
+    let _fs = match Tmpfs::mount(d.path(), "256k") {
+        Ok(m) => m,
+        Err(why) => return eprintln!("skipping: {why}"),
+    };
+    let out = d.path().join("full.pcap");
+    let o = trafgen(&["generate", "-m", model_dir().to_str().unwrap(), "-o", out.to_str().unwrap(), "--packets", "100000"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("{}: disk full (No space left on device", out.display())), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // "... holds N whole frames (B bytes)": exactly what the file holds
+    let tail = err.split("holds ").nth(1).unwrap_or_else(|| panic!("{err}"));
+    let frames: u64 = tail.split_whitespace().next().unwrap().parse().unwrap();
+    let bytes: u64 = tail.split('(').nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(frames > 100, "{err}");
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), bytes);
+    assert_eq!(whole_records(&out), frames);
+}
+
+#[test]
+fn a_missing_or_damaged_model_is_an_error_naming_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let copy = |name: &str| -> PathBuf {
+        let to = d.path().join(name);
+        std::fs::create_dir(&to).unwrap();
+        for e in std::fs::read_dir(model_dir()).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+        to
+    };
+    let missing_dir = d.path().join("no-such-model");
+    let no_manifest = copy("no-manifest");
+    std::fs::remove_file(no_manifest.join("manifest.toml")).unwrap();
+    let bad_toml = copy("bad-toml");
+    let m = std::fs::read_to_string(bad_toml.join("manifest.toml")).unwrap();
+    // the first key's `=` doubled: not TOML
+    std::fs::write(bad_toml.join("manifest.toml"), m.replacen(" = ", " = = ", 1)).unwrap();
+    let cut = copy("cut");
+    let f = cut.join("packet_vae.safetensors");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+    let empty = copy("empty");
+    std::fs::write(empty.join("aggregate_gmm.safetensors"), b"").unwrap();
+    let no_lstm = copy("no-lstm");
+    std::fs::remove_file(no_lstm.join("flow_lstm_connected.safetensors")).unwrap();
+    for (dir, names, says) in [
+        (&missing_dir, missing_dir.clone(), "no such model directory"),
+        (&no_manifest, no_manifest.join("manifest.toml"), "cannot read"),
+        (&bad_toml, bad_toml.join("manifest.toml"), &format!("{}:", m.lines().position(|l| l.contains(" = ")).unwrap() + 1) as &str),
+        (&cut, cut.join("packet_vae.safetensors"), "not a valid safetensors file (truncated or corrupt)"),
+        (&empty, empty.join("aggregate_gmm.safetensors"), "not a valid safetensors file (truncated or corrupt)"),
+        (&no_lstm, no_lstm.join("flow_lstm_connected.safetensors"), "cannot read"),
+    ] {
+        let out = d.path().join("out.pcap");
+        let o = trafgen(&["generate", "-m", dir.to_str().unwrap(), "-o", out.to_str().unwrap(), "--packets", "10"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{}: {err}", dir.display());
+        assert!(err.contains(&format!("{}: {says}", names.display())), "{}: {err}", dir.display());
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!out.exists(), "an output file was created for a model that does not load");
     }
 }

@@ -49,6 +49,9 @@ enum Cmd {
     #[command(after_help = "Every frame's destination (IPv4/IPv6 destination, ARP target) must lie in the \
         allowlist (--allow; default: private and documentation prefixes only); a model whose address \
         plan leaves it, or a capture with any frame outside it, does not start.\n\
+        If the interface's link goes down (set down, or no carrier) the stream pauses, says so, and \
+        resumes when the link is back, where it left off (the rest of its schedule moves back by the pause); if \
+        the interface is deleted it stops with an error.\n\
         Examples:\n  trafgen send -i veth0 -m models/default --pps 10000 --duration 10 --allow 10.0.0.0/8,fd00::/8\n  \
         trafgen send -i veth0 --pcap trace.pcap --multiplier 1\n  trafgen send -i veth0 --pcap trace.pcap --topspeed --loop 50")]
     Send(SendArgs),
@@ -640,7 +643,7 @@ fn send(args: &SendArgs) -> Result<()> {
             let lat = emit::Lateness::of(&live.take_lateness());
             if !args.quiet && !args.json {
                 eprintln!(
-                    "{:>7.1} s  frames {f:>10}  {:>9.0} pps  {:>9.2} Mbit/s  lateness {}  retries {}  stalls {}  backlog {}",
+                    "{:>7.1} s  frames {f:>10}  {:>9.0} pps  {:>9.2} Mbit/s  lateness {}  retries {}  stalls {}  backlog {}{}",
                     t0.elapsed().as_secs_f64(),
                     (f - last_frames) as f64 / dt,
                     (b - last_bytes) as f64 * 8.0 / dt / 1e6,
@@ -648,6 +651,7 @@ fn send(args: &SendArgs) -> Result<()> {
                     live.retries.load(std::sync::atomic::Ordering::Relaxed),
                     live.stalls.load(std::sync::atomic::Ordering::Relaxed),
                     live.backlog.load(std::sync::atomic::Ordering::Relaxed),
+                    if live.link_down.load(std::sync::atomic::Ordering::Relaxed) { "  LINK DOWN: waiting for it" } else { "" },
                 );
             }
             (last_frames, last_bytes, last_t) = (f, b, std::time::Instant::now());
@@ -688,6 +692,9 @@ fn send(args: &SendArgs) -> Result<()> {
         None => println!("lateness  - (topspeed: no deadlines)"),
     }
     println!("kernel    {} sendmmsg calls, {} retries (ENOBUFS/EAGAIN)", p.sendmmsg_calls, p.retries);
+    if p.link_downs > 0 {
+        println!("link      down {} times, {:.1} s in all (the stream paused and resumed where it left off)", p.link_downs, p.link_down_s);
+    }
     println!(
         "schedule  {} stalls (policy {}), shifted {:.3} ms; {} ceiling waits",
         p.stalls,
@@ -714,12 +721,12 @@ fn status(args: &StatusArgs) -> Result<()> {
     if let Some(e) = &s.last_reload_error {
         println!("last reload rejected: {e}");
     }
-    println!("{:<16} {:<10} {:<8} {:>12} {:>10} {:>10} {:>11} {:>11} {:>8} {:>7} {:>8}", "STREAM", "INTERFACE", "STATE", "FRAMES", "PPS", "MBIT/S", "LATE p50", "LATE p99", "RETRIES", "ERRORS", "BACKLOG");
+    println!("{:<16} {:<10} {:<10} {:>12} {:>10} {:>10} {:>11} {:>11} {:>8} {:>7} {:>8}", "STREAM", "INTERFACE", "STATE", "FRAMES", "PPS", "MBIT/S", "LATE p50", "LATE p99", "RETRIES", "ERRORS", "BACKLOG");
     let lat = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |s| format!("{:.1} µs", s * 1e6));
     for m in &s.streams {
         println!(
-            "{:<16} {:<10} {:<8} {:>12} {:>10.0} {:>10.2} {:>11} {:>11} {:>8} {:>7} {:>8}",
-            m.name, m.interface, m.phase.as_str(), m.frames_sent, m.rate_pps, m.rate_bps / 1e6, lat(m.lateness_p50_s), lat(m.lateness_p99_s), m.retries, m.send_errors, m.backlog
+            "{:<16} {:<10} {:<10} {:>12} {:>10.0} {:>10.2} {:>11} {:>11} {:>8} {:>7} {:>8}",
+            m.name, m.interface, m.state(), m.frames_sent, m.rate_pps, m.rate_bps / 1e6, lat(m.lateness_p50_s), lat(m.lateness_p99_s), m.retries, m.send_errors, m.backlog
         );
         if let Some(d) = &m.detail {
             println!("  {}: {d}", m.name);

@@ -85,7 +85,8 @@ pub struct StreamMetrics {
     pub detail: Option<String>,
     pub frames_sent: u64,
     pub bytes_sent: u64,
-    /// sendmmsg failures that were not ENOBUFS/EAGAIN (each ends the stream).
+    /// sendmmsg failures that were not ENOBUFS/EAGAIN or a link going down, and interfaces
+    /// that disappeared (each ends the stream).
     pub send_errors: u64,
     /// sendmmsg calls retried after ENOBUFS/EAGAIN.
     pub retries: u64,
@@ -101,6 +102,30 @@ pub struct StreamMetrics {
     pub lateness: LatenessBuckets,
     /// Seconds since the stream was (re)started.
     pub uptime_s: f64,
+    /// False while the stream waits for its link to come back.
+    #[serde(default = "yes")]
+    pub link_up: bool,
+    /// Times the link went down, and the seconds it was down in all.
+    #[serde(default)]
+    pub link_downs: u64,
+    #[serde(default)]
+    pub link_down_s: f64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl StreamMetrics {
+    /// The state as `trafgen status` shows it: the phase, or `link-down` while a running
+    /// stream waits for its link.
+    pub fn state(&self) -> &'static str {
+        if self.phase == Phase::Running && !self.link_up {
+            "link-down"
+        } else {
+            self.phase.as_str()
+        }
+    }
 }
 
 /// The `/status` document.
@@ -146,13 +171,16 @@ pub fn render_prometheus(status: &Status) -> String {
     };
     family("trafgend_frames_sent_total", "counter", "Frames the kernel accepted for sending.", &|s| s.frames_sent.to_string());
     family("trafgend_bytes_sent_total", "counter", "Bytes of those frames (Ethernet header included, no FCS).", &|s| s.bytes_sent.to_string());
-    family("trafgend_send_errors_total", "counter", "sendmmsg failures other than ENOBUFS/EAGAIN (each ends the stream).", &|s| s.send_errors.to_string());
+    family("trafgend_send_errors_total", "counter", "sendmmsg failures other than ENOBUFS/EAGAIN or a link down, and interfaces that disappeared (each ends the stream).", &|s| s.send_errors.to_string());
     family("trafgend_retries_total", "counter", "sendmmsg calls retried after ENOBUFS/EAGAIN.", &|s| s.retries.to_string());
     family("trafgend_stalls_total", "counter", "Frames later than the stall threshold.", &|s| s.stalls.to_string());
     family("trafgend_generator_backlog_frames", "gauge", "Frames generated ahead of the pacer.", &|s| s.backlog.to_string());
     family("trafgend_rate_pps", "gauge", "Frames per second over the last sampling interval.", &|s| num(s.rate_pps));
     family("trafgend_rate_bits_per_second", "gauge", "Bits per second over the last sampling interval.", &|s| num(s.rate_bps));
     family("trafgend_stream_uptime_seconds", "gauge", "Seconds since the stream was (re)started.", &|s| num(s.uptime_s));
+    family("trafgend_link_up", "gauge", "0 while the stream waits for its interface's link to come back, else 1.", &|s| (s.link_up as u8).to_string());
+    family("trafgend_link_down_total", "counter", "Times the stream's link went down (the stream paused until it was back).", &|s| s.link_downs.to_string());
+    family("trafgend_link_down_seconds_total", "counter", "Seconds the stream waited for its link.", &|s| num(s.link_down_s));
 
     let _ = writeln!(out, "# HELP trafgend_stream_up 1 when the stream is starting or sending, 0 when it ended or failed.");
     let _ = writeln!(out, "# TYPE trafgend_stream_up gauge");
@@ -209,6 +237,9 @@ mod tests {
             lateness_p99_s: Some(4e-5),
             lateness: LatenessBuckets::default(),
             uptime_s: 12.0,
+            link_up: true,
+            link_downs: 2,
+            link_down_s: 3.5,
         }
     }
 
@@ -254,6 +285,9 @@ mod tests {
             "trafgend_generator_backlog_frames{stream=\"web\"} 512",
             "trafgend_rate_pps{stream=\"web\"} 1000.5",
             "trafgend_rate_bits_per_second{stream=\"web\"} 8000000",
+            "trafgend_link_up{stream=\"web\"} 1",
+            "trafgend_link_down_total{stream=\"web\"} 2",
+            "trafgend_link_down_seconds_total{stream=\"web\"} 3.5",
             "trafgend_stream_up{stream=\"web\",interface=\"veth0\",source=\"pcap\",phase=\"running\"} 1",
             "trafgend_stream_up{stream=\"we\\\"ird\\\\\",interface=\"veth0\",source=\"pcap\",phase=\"failed\"} 0",
             "# TYPE trafgend_lateness_seconds histogram",

@@ -4,7 +4,9 @@
 //! Owns: turning a [`StreamConfig`] into an [`emit::StreamSpec`] ([`spec_of`]), each stream's
 //! thread, stop flag and live counters ([`RunningStream`]), the per-second sampling that feeds
 //! the metrics (rate, lateness buckets), the liveness test behind the watchdog
-//! ([`RunningStream::is_stuck`]) and the log lines for a stream's start, failure and totals.
+//! ([`RunningStream::is_stuck`]) and the log lines for a stream's start, failure and totals
+//! (everything the emitter logs from a stream's thread, e.g. its link going down and coming
+//! back, carries the stream's name: the thread runs in a `stream{name=…}` span).
 //! Does not: pace or send (the [`crate::emit`] hot path, which never sees tokio), parse the
 //! configuration ([`super::config`]) nor handle signals (the binary's control plane).
 
@@ -123,6 +125,7 @@ impl RunningStream {
         let thread = std::thread::Builder::new()
             .name(thread_name)
             .spawn(move || {
+                let _span = tracing::error_span!("stream", name = %name).entered();
                 let result = emit::run_stream(&spec, &t_stop, &t_live, &mut |s| {
                     lock(&t_shared).running = true;
                     tracing::info!(stream = %name, interface = %s.interface, ifindex = s.ifindex, mtu = s.mtu, "stream started");
@@ -135,7 +138,8 @@ impl RunningStream {
                         sh.outcome = Some(Ok(report));
                     }
                     Err(e) => {
-                        if matches!(e, emit::StreamError::Send(emit::SendError::Send { .. }) | emit::StreamError::Pacer(emit::pacer::PacerError::Send(emit::SendError::Send { .. }))) {
+                        let send = |s: &emit::SendError| matches!(s, emit::SendError::Send { .. } | emit::SendError::Gone { .. });
+                        if matches!(&e, emit::StreamError::Send(s) | emit::StreamError::Pacer(emit::pacer::PacerError::Send(s)) if send(s)) {
                             sh.send_errors += 1;
                         }
                         let sent = t_live.frames.load(Ordering::Relaxed);
@@ -220,6 +224,9 @@ impl RunningStream {
             lateness_p99_s: self.last_quantiles.map(|l| l.p99_ns as f64 / 1e9),
             lateness: self.lateness.clone(),
             uptime_s: self.started.elapsed().as_secs_f64(),
+            link_up: !self.live.link_down.load(Ordering::Relaxed),
+            link_downs: self.live.link_downs.load(Ordering::Relaxed),
+            link_down_s: self.live.link_down_ns.load(Ordering::Relaxed) as f64 / 1e9,
         }
     }
 
@@ -276,6 +283,8 @@ fn log_totals(name: &str, r: &StreamReport) {
         pps = format_args!("{:.0}", p.pps()),
         retries = p.retries,
         stalls = p.stalls,
+        link_downs = p.link_downs,
+        link_down_s = format_args!("{:.1}", p.link_down_s),
         lateness_p50 = %p50,
         lateness_p99 = %p99,
         ended = end_reason(p.end),

@@ -18,6 +18,14 @@
 //! Every frame's destination is checked against the [`Allowlist`] just before it is handed to
 //! the sender. Optional: pinning to one CPU and SCHED_FIFO ([`prepare_thread`]).
 //!
+//! A link that goes down (the sender reports [`SendError::LinkDown`], or the link check the
+//! pacer makes every [`LINK_POLL_NS`] while sending finds it down) pauses the stream: the
+//! pacer logs it once, counts it in [`Live`], keeps its heartbeat, looks at the link every
+//! [`LINK_POLL_NS`] until it is back, sends the frames that were refused, and moves the rest
+//! of the schedule back by the pause, so the stream resumes where it left off (no burst
+//! afterwards, no refused frame lost, the pause is not lateness). An interface that
+//! disappears ([`SendError::Gone`]) ends the run with that error.
+//!
 //! It does not produce frames (the [`super::source`]s) nor talk to the kernel's network stack
 //! (the [`super::sender`]).
 
@@ -26,7 +34,7 @@ use std::sync::Mutex;
 
 use super::allowlist::{Allowlist, AllowlistError};
 use super::ceiling::{Ceiling, CeilingConfig, CeilingError};
-use super::sender::{FrameParts, FrameSender, SendError, MAX_BATCH};
+use super::sender::{FrameParts, FrameSender, LinkDown, SendError, MAX_BATCH};
 use super::source::{FrameSource, SourceError};
 use crate::hist::LogHistogram;
 
@@ -139,10 +147,14 @@ pub struct PacerReport {
     /// None at topspeed (no deadlines).
     pub lateness: Option<Lateness>,
     pub stalls: u64,
-    /// Total shift of the schedule (policy `shift`), ns.
+    /// Total shift of the schedule (stall policy `shift`, and pauses for the link), ns.
     pub shifted_ns: i64,
     /// Batches that waited for the ceiling.
     pub ceiling_waits: u64,
+    /// Times the link went down during the run, and the time the pacer waited for it
+    /// (seconds; the schedule moved back by the pause: see the module doc).
+    pub link_downs: u64,
+    pub link_down_s: f64,
     pub end: EndReason,
 }
 
@@ -166,6 +178,11 @@ pub struct Live {
     /// every send and at least every [`HEARTBEAT_NS`] while it waits for a deadline. A
     /// supervisor (the daemon's watchdog) reads it to tell a stuck stream from a quiet one.
     pub heartbeat_ns: std::sync::atomic::AtomicI64,
+    /// True while the stream waits for its link to come back.
+    pub link_down: AtomicBool,
+    /// Times the link went down, and the total time it was down (ns).
+    pub link_downs: AtomicU64,
+    pub link_down_ns: AtomicU64,
     /// Lateness since the last [`Live::take_lateness`] (published every 250 ms).
     lateness: Mutex<Option<LogHistogram>>,
 }
@@ -275,6 +292,45 @@ fn wait_beating(deadline: i64, spin_ns: i64, stop: &AtomicBool, live: &Live) -> 
     }
 }
 
+/// How often the pacer looks at the link while it sends (a link without carrier may drop
+/// frames without an error), and while it waits for the link to come back.
+pub const LINK_POLL_NS: i64 = 100_000_000;
+
+/// Waits until `sender`'s link is up again, which went down because `why` and has held the
+/// stream up since `t0` (CLOCK_MONOTONIC ns): logs it, marks `live`, looks at the link every
+/// [`LINK_POLL_NS`] (heartbeat kept). Returns how long the stream was held up (ns), or `None`
+/// when `stop` was raised first; [`SendError::Gone`] when the interface disappeared meanwhile.
+fn wait_for_link(sender: &mut dyn FrameSender, why: LinkDown, t0: i64, stop: &AtomicBool, live: &Live) -> Result<Option<i64>, PacerError> {
+    let name = sender.interface().name.clone();
+    live.link_down.store(true, Ordering::Relaxed);
+    live.link_downs.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(interface = %name, "link down ({why}): the stream pauses and resumes when the link is back");
+    let back = loop {
+        if wait_beating(now_ns() + LINK_POLL_NS, 0, stop, live).is_none() {
+            break false;
+        }
+        if sender.link()?.is_none() {
+            break true;
+        }
+    };
+    let down = now_ns() - t0;
+    live.link_down_ns.fetch_add(down as u64, Ordering::Relaxed);
+    live.link_down.store(false, Ordering::Relaxed);
+    if !back {
+        return Ok(None);
+    }
+    tracing::warn!(interface = %name, "link back after {:.1} s: the stream resumes where it left off (the rest of its schedule moves back by the pause)", down as f64 / 1e9);
+    Ok(Some(down))
+}
+
+/// How far to move the schedule back after a link outage that held the stream up for `down`
+/// ns so that the stream resumes where it left off: the frame due at `due` (CLOCK_MONOTONIC
+/// ns) is due now. At top speed there is no schedule, only the duration, which leaves the
+/// outage out.
+fn resume_shift(topspeed: bool, down: i64, due: i64) -> i64 {
+    if topspeed { down } else { (now_ns() - due).max(0) }
+}
+
 /// Lead between `run` being called and the first deadline.
 const LEAD_NS: i64 = 200_000;
 /// Longest wait for a source to buffer its lead before the clock starts.
@@ -321,14 +377,24 @@ pub fn run(
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+    let mut end = EndReason::SourceDone;
+    let (mut link_downs, mut link_down_ns) = (0u64, 0i64);
+    // a stream started on a link that is down waits for it before its clock starts
+    if let Some(why) = sender.link()? {
+        link_downs += 1;
+        match wait_for_link(sender, why, now_ns(), stop, live)? {
+            Some(down) => link_down_ns += down,
+            None => end = EndReason::Stopped,
+        }
+    }
     let start = now_ns() + LEAD_NS;
     let mut shift = 0i64;
     let (mut sent, mut bytes, mut stalls) = (0u64, 0u64, 0u64);
     let (mut first, mut last) = (None, 0i64);
     let mut next_publish = start + PUBLISH_NS;
-    let mut end = EndReason::SourceDone;
+    let mut next_link_check = start + LINK_POLL_NS;
 
-    'batches: loop {
+    'batches: while end != EndReason::Stopped {
         live.backlog.store(source.backlog(), Ordering::Relaxed);
         live.heartbeat_ns.store(now_ns(), Ordering::Relaxed);
         let Some((batch, bshift)) = source.next_batch()? else { break };
@@ -350,7 +416,8 @@ pub fn run(
             let rel = scale(batch.offset(i) + bshift);
             let mut t = if cfg.topspeed {
                 let t = now_ns();
-                if duration_ns.is_some_and(|d| t - start > d) {
+                // (a link outage does not count: `shift` holds it)
+                if duration_ns.is_some_and(|d| t - (start + shift) > d) {
                     end = EndReason::Duration;
                     break 'batches;
                 }
@@ -368,6 +435,24 @@ pub fn run(
                     }
                 }
             };
+            if t >= next_link_check {
+                next_link_check = t + LINK_POLL_NS;
+                if let Some(why) = sender.link()? {
+                    link_downs += 1;
+                    match wait_for_link(sender, why, now_ns(), stop, live)? {
+                        Some(down) => {
+                            link_down_ns += down;
+                            shift += resume_shift(cfg.topspeed, down, start + shift + rel);
+                            next_link_check = now_ns() + LINK_POLL_NS;
+                            continue; // this frame again, due now
+                        }
+                        None => {
+                            end = EndReason::Stopped;
+                            break 'batches;
+                        }
+                    }
+                }
+            }
             // every frame due by now, up to a batch, and those due so soon after their turn in
             // this call that a call of their own would make them later than joining does
             let mut parts: [FrameParts<'_>; MAX_BATCH] = [[&[][..], &[][..]]; MAX_BATCH];
@@ -411,9 +496,39 @@ pub fn run(
                     }
                 }
             }
-            let before = now_ns();
-            sender.send_all(&parts[..k])?;
-            cost.observe(k, now_ns() - before);
+            // a link that goes down mid-batch: wait for it, then send the rest
+            let mut done = 0;
+            let mut called = now_ns();
+            let before = called;
+            let mut clean = true;
+            while let Err(e) = sender.send_all(&parts[done..k]) {
+                clean = false;
+                let SendError::LinkDown { sent: went, why, .. } = e else { return Err(e.into()) };
+                done += went;
+                link_downs += 1;
+                // (the sender may have retried a refusing link for a while before it knew)
+                match wait_for_link(sender, why, called, stop, live)? {
+                    Some(down) => {
+                        link_down_ns += down;
+                        // frames i..j went into `parts` in order: the first refused is i + done
+                        shift += resume_shift(cfg.topspeed, down, start + shift + scale(batch.offset(i + done) + bshift));
+                        next_link_check = now_ns() + LINK_POLL_NS;
+                        called = now_ns();
+                    }
+                    None => {
+                        let went_bytes: usize = parts[..done].iter().map(|f| f[0].len() + f[1].len()).sum();
+                        sent += done as u64;
+                        bytes += went_bytes as u64;
+                        live.frames.fetch_add(done as u64, Ordering::Relaxed);
+                        live.bytes.fetch_add(went_bytes as u64, Ordering::Relaxed);
+                        end = EndReason::Stopped;
+                        break 'batches;
+                    }
+                }
+            }
+            if clean {
+                cost.observe(k, now_ns() - before);
+            }
             sent += k as u64;
             bytes += batch_bytes;
             first.get_or_insert(t);
@@ -446,6 +561,8 @@ pub fn run(
         stalls,
         shifted_ns: shift,
         ceiling_waits: ceiling.waits,
+        link_downs,
+        link_down_s: link_down_ns as f64 / 1e9,
         end,
     })
 }
@@ -724,6 +841,121 @@ mod tests {
             run(&PacerConfig::default(), &mut src, &mut rec, &allow(), &stop, &Live::default()).unwrap()
         });
         assert_eq!((r.frames, r.end), (1, EndReason::Stopped));
+    }
+
+    /// A recorder whose link fails: `LinkDown` from `send_all` once frame `down_at` is reached
+    /// (the frames before it in the call go), or — `silent` — a link check that reports no
+    /// carrier from frame `down_at` on while sends still "succeed" (a NIC dropping frames);
+    /// either way the link is back `for_ns` later. `gone_at`: the interface disappears there.
+    struct Flaky {
+        rec: Recorder,
+        down_at: usize,
+        for_ns: i64,
+        silent: bool,
+        gone_at: Option<usize>,
+        down_until: Option<i64>,
+        link_checks: u64,
+    }
+    impl Flaky {
+        fn new(down_at: usize, for_ns: i64, silent: bool) -> Flaky {
+            Flaky { rec: Recorder::new(), down_at, for_ns, silent, gone_at: None, down_until: None, link_checks: 0 }
+        }
+    }
+    impl FrameSender for Flaky {
+        fn interface(&self) -> &Interface {
+            &self.rec.iface
+        }
+        fn send_all(&mut self, frames: &[FrameParts<'_>]) -> Result<(), SendError> {
+            let have = self.rec.frames.len();
+            if let Some(g) = self.gone_at.filter(|&g| have + frames.len() > g) {
+                self.rec.send_all(&frames[..g - have])?;
+                return Err(SendError::Gone { name: "rec0".into(), index: 1 });
+            }
+            if self.down_until.is_some_and(|u| now_ns() < u) && !self.silent {
+                return Err(SendError::LinkDown { name: "rec0".into(), sent: 0, why: LinkDown::Admin });
+            }
+            if self.down_until.is_none() && have + frames.len() > self.down_at {
+                self.down_until = Some(now_ns() + self.for_ns);
+                if !self.silent {
+                    let went = self.down_at - have;
+                    self.rec.send_all(&frames[..went])?;
+                    return Err(SendError::LinkDown { name: "rec0".into(), sent: went, why: LinkDown::Admin });
+                }
+            }
+            self.rec.send_all(frames)
+        }
+        fn stats(&self) -> SenderStats {
+            self.rec.stats
+        }
+        fn link(&mut self) -> Result<Option<LinkDown>, SendError> {
+            self.link_checks += 1;
+            Ok(self.down_until.filter(|&u| now_ns() < u).map(|_| if self.silent { LinkDown::NoCarrier } else { LinkDown::Admin }))
+        }
+    }
+
+    #[test]
+    fn a_link_outage_pauses_the_stream_and_moves_the_schedule_back() {
+        // 1000 frames at 1 ms: the link goes down at frame 300 for 300 ms
+        let offs: Vec<i64> = (0..1000).map(|i| i * 1_000_000).collect();
+        for silent in [false, true] {
+            let mut tx = Flaky::new(300, 300_000_000, silent);
+            let live = Live::default();
+            let stop = AtomicBool::new(false);
+            let r = run(&PacerConfig::default(), &mut source(&offs, [10, 0, 0, 2]), &mut tx, &allow(), &stop, &live).unwrap();
+            assert_eq!((r.frames, r.end), (1000, EndReason::SourceDone), "silent {silent}");
+            assert_eq!(tx.rec.frames.len(), 1000, "every frame went once");
+            assert_eq!((r.link_downs, live.link_downs.load(Ordering::Relaxed)), (1, 1));
+            assert!(!live.link_down.load(Ordering::Relaxed));
+            // an admin-down link refuses at once; a silent one is seen by the 100 ms check
+            let (lo, hi) = if silent { (0.15, 0.6) } else { (0.29, 0.6) };
+            assert!((lo..hi).contains(&r.link_down_s), "silent {silent}: down {} s", r.link_down_s);
+            // the pause is one gap, and the frames after it keep their 1 ms gaps (no burst)
+            let at = &tx.rec.at;
+            let gaps: Vec<i64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+            let (big, _) = gaps.iter().enumerate().max_by_key(|(_, g)| **g).unwrap();
+            assert!(gaps[big] >= 150_000_000, "silent {silent}: longest gap {} ns", gaps[big]);
+            let after = (at[999] - at[big + 1]) as f64 / 1e6;
+            let want = (998 - big) as f64;
+            assert!((after - want).abs() < 30.0, "silent {silent}: {after} ms for the {want} ms after the outage");
+            // the outage is not lateness
+            assert!(r.lateness.unwrap().p99_ns < 50_000_000, "p99 {} ns", r.lateness.unwrap().p99_ns);
+        }
+    }
+
+    #[test]
+    fn a_stream_on_a_down_link_waits_and_stop_ends_the_wait() {
+        let mut tx = Flaky::new(0, 60_000_000_000, true);
+        tx.down_until = Some(now_ns() + 60_000_000_000);
+        let stop = AtomicBool::new(false);
+        let live = Live::default();
+        let r = std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                assert!(live.link_down.load(Ordering::Relaxed), "waiting for the link");
+                assert!(live.heartbeat_ns.load(Ordering::Relaxed) > now_ns() - 200_000_000, "heartbeat while waiting");
+                stop.store(true, Ordering::SeqCst);
+            });
+            run(&PacerConfig::default(), &mut source(&[0, 1000], [10, 0, 0, 2]), &mut tx, &allow(), &stop, &live).unwrap()
+        });
+        assert_eq!((r.frames, r.end, r.link_downs), (0, EndReason::Stopped, 1));
+        assert!(tx.rec.frames.is_empty());
+    }
+
+    #[test]
+    fn an_interface_that_disappears_ends_the_run_with_its_name() {
+        let offs: Vec<i64> = (0..100).map(|i| i * 100_000).collect();
+        let mut tx = Flaky::new(usize::MAX, 0, false);
+        tx.gone_at = Some(40);
+        let e = go2(&mut tx, &offs).unwrap_err();
+        assert!(matches!(e, PacerError::Send(SendError::Gone { .. })), "{e}");
+        assert!(e.to_string().contains("\"rec0\"") && e.to_string().contains("no longer exists"), "{e}");
+        assert_eq!(tx.rec.frames.len(), 40);
+        assert!(tx.link_checks >= 1);
+    }
+
+    fn go2(tx: &mut dyn FrameSender, offs: &[i64]) -> Result<PacerReport, PacerError> {
+        let stop = AtomicBool::new(false);
+        run(&PacerConfig::default(), &mut source(offs, [10, 0, 0, 2]), tx, &allow(), &stop, &Live::default())
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Model directories on disk: `manifest.toml` + safetensors files, written and read back with
-//! checks. A missing file, a different format version, a truncated or corrupt safetensors file
-//! and a tensor of the wrong shape are each a clear error naming the file, never a panic.
+//! checks. A missing directory or file, a manifest that is not valid TOML or lacks a field, a
+//! different format version, a truncated or corrupt safetensors file and a tensor of the wrong
+//! shape are each a clear error naming the directory or file, never a panic.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ pub fn flow_lstm_file(kind: &str) -> String {
 /// Why a model directory cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    #[error("{path}: no such model directory")]
+    NoDirectory { path: PathBuf },
     #[error("{path}: cannot read: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: cannot write: {msg}")]
@@ -41,6 +44,9 @@ pub enum ModelError {
 
 /// Reads and checks the manifest (format version first).
 pub fn read_manifest(dir: &Path) -> Result<Manifest, ModelError> {
+    if !dir.is_dir() {
+        return Err(ModelError::NoDirectory { path: dir.to_path_buf() });
+    }
     let path = dir.join(MANIFEST);
     let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Read { path: path.clone(), source })?;
     // The version is checked before the rest, so an old or new model says so plainly.

@@ -76,7 +76,7 @@ pub enum SinkError {
     #[error("{path}: snaplen {snaplen} is out of range (1..={max})", max = MAX_SNAPLEN)]
     Snaplen { path: PathBuf, snaplen: u32 },
 
-    #[error("{path}: disk full (ENOSPC); the file was cut back to its last whole record and holds {frames} whole frames ({bytes} bytes)")]
+    #[error("{path}: disk full (No space left on device, ENOSPC); the file was cut back to its last whole record and holds {frames} whole frames ({bytes} bytes)")]
     DiskFull { path: PathBuf, frames: u64, bytes: u64 },
 
     #[error("{path}: write failed: {source}; the file was cut back to its last whole record and holds {frames} whole frames ({bytes} bytes)")]

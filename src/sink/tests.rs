@@ -244,7 +244,7 @@ fn disk_full_leaves_whole_records() {
         let path = dir.path().join(format!("full.{}", format.name()));
         let (e, frames) = fill_until_error(&path, format);
         assert!(matches!(e, SinkError::DiskFull { .. }), "{e}");
-        assert!(e.to_string().contains("disk full"), "{e}");
+        assert!(e.to_string().contains("disk full (No space left on device"), "{e}");
         eprintln!("{format:?}: {frames} frames in 256 KiB; {e}");
         std::fs::remove_file(&path).unwrap();
     }
