@@ -1,8 +1,8 @@
 //! `trafgend` end to end, inside two network namespaces the test creates (veth pair, 10.x
 //! addresses; never the root namespace): it starts its streams (one that cannot start is
 //! logged and the others run), tells a fake systemd (a unix datagram socket bound by the test
-//! as NOTIFY_SOCKET) READY=1, serves metrics whose frame counter grows (scraped with
-//! `trafgen status` inside the namespace), keeps running and sending when SIGHUP brings a
+//! as NOTIFY_SOCKET, with WATCHDOG_USEC) READY=1 and then WATCHDOG=1 every half period, serves
+//! metrics whose frame counter grows (scraped with `trafgen status` inside the namespace), keeps running and sending when SIGHUP brings a
 //! broken file (the log names the error), applies a changed file on SIGHUP, and on SIGTERM
 //! says STOPPING=1, logs each stream's totals and exits 0. Faults: a stream whose link is set
 //! down or loses its carrier pauses (logged, `trafgend_link_up` 0, counted) and resumes when
@@ -13,6 +13,8 @@
 //! by a Drop guard, also when the test fails.
 
 use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,16 +35,17 @@ struct Daemon {
 
 impl Daemon {
     /// Starts `trafgend --config CFG` in `w`'s sending namespace, logging to DIR/trafgend.log,
-    /// with a fake systemd: the returned socket (DIR/notify.sock) receives its notifications.
-    fn start(w: &Veth, dir: &Path, cfg: &Path) -> (Daemon, UnixDatagram) {
+    /// with a fake systemd: the returned [`FakeSystemd`] receives its notifications.
+    fn start(w: &Veth, dir: &Path, cfg: &Path) -> (Daemon, FakeSystemd) {
         let notify_path = dir.join("notify.sock");
-        let notify = UnixDatagram::bind(&notify_path).unwrap();
-        notify.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let notify = FakeSystemd::listen(&notify_path);
         let log = dir.join("trafgend.log");
         let child = Command::new("ip")
             .args(["netns", "exec", &w.tx, env!("CARGO_BIN_EXE_trafgend"), "--config"])
             .arg(cfg)
             .env("NOTIFY_SOCKET", &notify_path)
+            // systemd's WatchdogSec=, short: WATCHDOG=1 every 0.3 s
+            .env("WATCHDOG_USEC", "600000")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -92,20 +95,55 @@ fn config(pcap: &Path, pps: &str) -> String {
     )
 }
 
-/// Receives notifications until one contains `want` (or panics after `within`).
-fn expect_notify(sock: &UnixDatagram, want: &str, within: Duration, seen: &mut Vec<String>) {
+/// systemd's side of NOTIFY_SOCKET: a thread reads every datagram as it comes (as systemd
+/// does; the daemon drops notifications rather than block when nobody reads).
+struct FakeSystemd {
+    msgs: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeSystemd {
+    fn listen(path: &Path) -> FakeSystemd {
+        let sock = UnixDatagram::bind(path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let (msgs, stop) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
+        let (m, st) = (msgs.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !st.load(Ordering::Relaxed) {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    m.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+            }
+        });
+        FakeSystemd { msgs, stop }
+    }
+}
+
+impl Drop for FakeSystemd {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Takes the notifications after `seen` until one has the line `want` (or panics after
+/// `within`).
+fn expect_notify(sd: &FakeSystemd, want: &str, within: Duration, seen: &mut Vec<String>) {
     let t0 = Instant::now();
-    let mut buf = [0u8; 4096];
-    while t0.elapsed() < within {
-        if let Ok(n) = sock.recv(&mut buf) {
-            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-            seen.push(msg.clone());
-            if msg.lines().any(|l| l == want) {
-                return;
+    loop {
+        {
+            let all = sd.msgs.lock().unwrap();
+            while seen.len() < all.len() {
+                let msg = all[seen.len()].clone();
+                seen.push(msg.clone());
+                if msg.lines().any(|l| l == want) {
+                    return;
+                }
             }
         }
+        assert!(t0.elapsed() < within, "no {want} within {within:?}; got {seen:?}");
+        std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("no {want} within {within:?}; got {seen:?}");
 }
 
 /// The value of `series` in the daemon's /metrics, scraped from inside its namespace.
@@ -154,6 +192,15 @@ fn daemon_runs_reloads_and_drains() {
     let st = Command::new("ip").args(["netns", "exec", &w.tx, env!("CARGO_BIN_EXE_trafgen"), "status"]).output().unwrap();
     let st = String::from_utf8_lossy(&st.stdout);
     assert!(st.contains("running") && st.contains("failed") && st.contains("tgnosuch0"), "{st}");
+    // the watchdog: pinged at half of WATCHDOG_USEC while the running stream's pacer is alive
+    // (a failed stream does not count as stuck)
+    let before = seen.iter().filter(|m| m.lines().any(|l| l == "WATCHDOG=1")).count();
+    for _ in 0..3 {
+        expect_notify(&notify, "WATCHDOG=1", Duration::from_secs(2), &mut seen);
+    }
+    let pings = seen.iter().filter(|m| m.lines().any(|l| l == "WATCHDOG=1")).count();
+    assert!(pings >= before + 3, "{seen:?}");
+    assert!(daemon.log().contains("watchdog enabled"), "{}", daemon.log());
 
     // a broken file on SIGHUP: rejected with its position, the stream keeps sending
     std::fs::write(&cfg, config(&pcap, "0")).unwrap();

@@ -164,8 +164,10 @@ fn lock(d: &Mutex<Daemon>) -> std::sync::MutexGuard<'_, Daemon> {
 }
 
 fn note(notifier: &Notifier, states: &[State]) {
-    if let Err(e) = notifier.notify(states) {
-        tracing::warn!("sd_notify: {e}");
+    match notifier.notify(states) {
+        Ok(()) => {}
+        Err(e) if e.is_congested() => tracing::debug!("sd_notify: the manager's queue is full; dropped: {e}"),
+        Err(e) => tracing::warn!("sd_notify: {e}"),
     }
 }
 

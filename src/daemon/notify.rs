@@ -56,6 +56,14 @@ pub enum NotifyError {
     Io { path: String, source: std::io::Error },
 }
 
+impl NotifyError {
+    /// The manager is not reading its socket (its queue is full): this notification was
+    /// dropped rather than stalling the control plane.
+    pub fn is_congested(&self) -> bool {
+        matches!(self, NotifyError::Io { source, .. } if source.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
+
 /// Where notifications go; inert when the daemon was not started by systemd (no
 /// `$NOTIFY_SOCKET`), so callers never need to check.
 #[derive(Debug)]
@@ -84,6 +92,9 @@ impl Notifier {
         }
         .map_err(|source| NotifyError::Io { path: path.into(), source })?;
         let socket = UnixDatagram::unbound().map_err(|source| NotifyError::Io { path: path.into(), source })?;
+        // never block the control plane (metrics, reloads, signals) on a manager that does
+        // not read: a full queue drops that notification (see `NotifyError::is_congested`)
+        socket.set_nonblocking(true).map_err(|source| NotifyError::Io { path: path.into(), source })?;
         Ok(Notifier { target: Some((socket, addr, path.into())) })
     }
 
@@ -147,6 +158,23 @@ mod tests {
         assert_eq!(watchdog_period_from(None, Some("7"), 7), None);
         assert_eq!(watchdog_period_from(Some("0"), None, 7), None);
         assert_eq!(watchdog_period_from(Some("x"), None, 7), None);
+    }
+
+    #[test]
+    fn a_manager_that_does_not_read_never_blocks_the_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.sock");
+        let _rx = UnixDatagram::bind(&path).unwrap();
+        let n = Notifier::to(path.to_str().unwrap()).unwrap();
+        let t0 = std::time::Instant::now();
+        let mut congested = 0;
+        for _ in 0..1000 {
+            if let Err(e) = n.notify(&[State::Watchdog]) {
+                assert!(e.is_congested(), "{e}");
+                congested += 1;
+            }
+        }
+        assert!(congested > 0 && t0.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]
