@@ -36,26 +36,13 @@ fi
 HAVE_TCPREPLAY=0
 command -v tcpreplay >/dev/null && HAVE_TCPREPLAY=1
 
+. "$ROOT/bench/lib/veth.sh"
 cleanup() {
     [ -n "${TDPID:-}" ] && kill "$TDPID" 2>/dev/null || true
-    ip netns del $TX 2>/dev/null || true
-    ip netns del $RX 2>/dev/null || true
+    veth_down $TX $RX
 }
 trap cleanup EXIT INT TERM
-
-ip netns add $TX
-ip netns add $RX
-ip -n $TX link add vtx type veth peer name vrx netns $RX
-for ns in $TX $RX; do
-    ip netns exec $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-    ip -n $ns link set lo up
-done
-ip -n $TX link set vtx address 02:00:00:00:00:01
-ip -n $RX link set vrx address 02:00:00:00:00:02
-ip -n $TX addr add 10.200.0.1/24 dev vtx
-ip -n $RX addr add 10.200.0.2/24 dev vrx
-ip -n $TX link set vtx up
-ip -n $RX link set vrx up
+veth_up $TX $RX 10.200.0 02:00:00:00:00:01 02:00:00:00:00:02
 
 cc -O2 -o "$OUT/afpkt_bench" "$B/afpkt_bench.c"
 

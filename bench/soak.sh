@@ -41,24 +41,13 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 
 DPID=
+. "$ROOT/bench/lib/veth.sh"
 cleanup() {
     [ -n "$DPID" ] && kill "$DPID" 2>/dev/null || true
-    ip netns del $TX 2>/dev/null || true
-    ip netns del $RX 2>/dev/null || true
+    veth_down $TX $RX
 }
 trap cleanup EXIT INT TERM
-
-ip netns add $TX
-ip netns add $RX
-ip -n $TX link add vtx type veth peer name vrx netns $RX
-for ns in $TX $RX; do
-    ip netns exec $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-    ip -n $ns link set lo up
-done
-ip -n $TX addr add 10.201.0.1/24 dev vtx
-ip -n $RX addr add 10.201.0.2/24 dev vrx
-ip -n $TX link set vtx up
-ip -n $RX link set vrx up
+veth_up $TX $RX 10.201.0
 
 if [ "$SOURCE" = model ]; then
     SRC="model = \"$ROOT/models/default\""
