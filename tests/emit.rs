@@ -144,6 +144,14 @@ fn exp_gaps(n: usize, mean_ns: f64) -> Vec<i64> {
     (0..n).map(|_| (-(1.0 - rng.next_f64()).ln() * mean_ns) as i64).collect()
 }
 
+/// A scratch directory holding `in.pcap`: 100 UDP frames 1 ms apart (loop it for longer runs).
+fn udp_pcap_1ms() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("in.pcap");
+    udp_capture(&p, &[1000; 99]);
+    (d, p)
+}
+
 #[test]
 fn model_stream_arrives_whole_and_valid() {
     skip_unless_able!();
@@ -195,9 +203,7 @@ fn a_plan_outside_the_allowlist_does_not_start() {
 fn pps_and_duration_are_honoured() {
     skip_unless_able!();
     let w = Wire::new();
-    let d = tempfile::tempdir().unwrap();
-    let p = d.path().join("in.pcap");
-    udp_capture(&p, &[1000; 99]);
+    let (d, p) = udp_pcap_1ms();
     let cap = w.capture(&d.path().join("rx.pcap"));
     let o = w.send(&["--pcap", p.to_str().unwrap(), "--loop", "1000", "--pps", "5000", "--duration", "1", "--json"]);
     let report = ok(&o);
@@ -241,9 +247,7 @@ fn a_capture_replayed_at_multiplier_1_keeps_its_schedule() {
 fn a_link_set_down_and_up_pauses_send_which_resumes_where_it_left_off() {
     skip_unless_able!();
     let w = Wire::new();
-    let d = tempfile::tempdir().unwrap();
-    let p = d.path().join("in.pcap");
-    udp_capture(&p, &[1000; 99]);
+    let (d, p) = udp_pcap_1ms();
     let cap = w.capture(&d.path().join("rx.pcap"));
     // 2000 pps for 3 s of schedule: 6001 frames; the link is down for ~1 s in the middle
     let child = w.send_command(&[env!("CARGO_BIN_EXE_trafgen")], &["--pcap", p.to_str().unwrap(), "--loop", "1000", "--pps", "2000", "--duration", "3", "--json"]).spawn().unwrap();
@@ -275,9 +279,7 @@ fn a_link_set_down_and_up_pauses_send_which_resumes_where_it_left_off() {
 fn a_deleted_interface_stops_send_with_an_error_naming_it() {
     skip_unless_able!();
     let w = Wire::new();
-    let d = tempfile::tempdir().unwrap();
-    let p = d.path().join("in.pcap");
-    udp_capture(&p, &[1000; 99]);
+    let (_d, p) = udp_pcap_1ms();
     // a veth pair with both ends in the sending namespace
     w.ip(true, &["link", "add", "tgdel0", "type", "veth", "peer", "name", "tgdel1"]);
     w.ip(true, &["link", "set", "tgdel0", "up"]);
