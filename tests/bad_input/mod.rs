@@ -108,6 +108,9 @@ pub fn corpus() -> Vec<Case> {
     let mut archaic = good.clone();
     archaic[4..6].copy_from_slice(&1u16.to_le_bytes());
     case("version-1.0.pcap", archaic, refused("BadHeader"));
+    let mut future = good.clone();
+    future[4..8].copy_from_slice(&[2, 0, 5, 0]);
+    case("version-2.5.pcap", future, refused("BadHeader"));
     case("wifi-linktype.pcap", pcap_bytes(105, false, false, 65535, &mix_recs), refused("UnsupportedLinkType"));
     case("wifi-linktype.pcapng", pcapng_bytes(&[(105, 0)], &one_iface(&mix_recs), false), refused("UnsupportedLinkType"));
 
@@ -229,11 +232,22 @@ pub fn corpus() -> Vec<Case> {
     back[4].ts_ns -= 2_000_000_000;
     back[9].ts_ns -= 1_000_000;
     case("timestamps-backwards.pcap", pcap_bytes(1, true, false, 65535, &back), read(17, 0, mix_flows));
-    // pcapng timestamps are 64-bit: past the year 2262 they no longer fit i64 nanoseconds and
-    // are held at the last one that does
+    // pcapng timestamps are 64 bits of ticks: past the year 2116 (i64::MAX / 2 ns) they are
+    // held there
     let mut far = mix_recs.clone();
     far.iter_mut().enumerate().for_each(|(i, r)| r.ts_ns = i64::MIN + i as i64 * 1000); // as u64: 2^63 ns + …
     case("timestamps-past-2262.pcapng", pcapng_bytes(&[(1, 0)], &one_iface(&far), false), read(17, 0, mix_flows));
+    // ticks of whole seconds: 2^63 s reads as the earliest time, 2^63 − 1 s as the latest, 5 s
+    // as 1970, going backwards (the gap between the first two overflowed in the flow table).
+    // The handshake's SYN and SYN-ACK lie 292 years apart: two connections, the second
+    // mid-stream
+    let mut ends = mix_recs[..3].to_vec();
+    for (r, ticks) in ends.iter_mut().zip([1u64 << 63, (1 << 63) - 1, 5]) {
+        r.ts_ns = ticks as i64;
+    }
+    let mut ends = pcapng_bytes(&[(1, 0)], &one_iface(&ends), false);
+    pcapng_tsresol(&mut ends, 0);
+    case("timestamps-at-both-ends.pcapng", ends, read(3, 0, (2, 0, 0)));
 
     cases.extend(fuzz_regressions());
     cases
@@ -250,10 +264,15 @@ pub fn fuzz_regressions() -> Vec<Case> {
 fn read_with_deadline(path: &Path, opts: IngestOptions) -> Result<super::Run, IngestError> {
     let (tx, rx) = mpsc::channel();
     let path = path.to_path_buf();
+    let path_name = path.display().to_string();
     std::thread::spawn(move || {
         let _ = tx.send(run_opts(&[path], &opts));
     });
-    rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no result within 60 s: an endless loop?"))
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(result) => result,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{}: no result within 60 s: an endless loop?", path_name),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{}: reading it panicked (above)", path_name),
+    }
 }
 
 fn check(case: &Case, dir: &Path) -> Result<(), String> {
