@@ -7,7 +7,7 @@
 //! Decoding never allocates and never panics; a frame it cannot make sense of is returned
 //! with [`Packet::malformed`] set so the caller can count it.
 
-use etherparse::{IpNumber, Ipv6ExtensionSlice, LaxIpSlice, TcpHeaderSlice, UdpHeaderSlice};
+use etherparse::{IpNumber, LaxIpSlice, TcpHeaderSlice, UdpHeaderSlice};
 
 use super::link::{self, ethertype, LinkType};
 
@@ -263,13 +263,8 @@ pub fn decode(link: LinkType, index: u64, ts_ns: i64, wire_len: u32, frame: &[u8
             p.ip_header_len = 40 + exts.slice().len() as u32;
             let plen = u32::from(h.payload_length());
             p.ip_len = if plen == 0 { l3.len() as u32 } else { 40 + plen };
-            for ext in exts.clone().into_iter() {
-                if let Ipv6ExtensionSlice::Fragment(f) = ext {
-                    let off = u32::from(f.fragment_offset().value()) * 8;
-                    if off > 0 || f.more_fragments() {
-                        p.fragment = Some(Fragment { id: f.identification(), offset: off, more: f.more_fragments() });
-                    }
-                }
+            if let Some(first) = exts.first_header() {
+                p.fragment = ipv6_fragment(first.0, exts.slice());
             }
             v6.payload()
         }
@@ -338,6 +333,38 @@ fn decode_transport(p: &mut Packet, proto: IpNumber, l4: &[u8]) {
         }
         _ => p.transport = Transport::Other,
     }
+}
+
+/// The fragment information in the IPv6 extension headers `exts` (the bytes etherparse
+/// sliced; the first header is of type `first`); the last fragmenting header wins. Walked here
+/// with bounds checks: etherparse's own iterator over these headers reads past the end of the
+/// slice when its lax parse stopped early (a hop-by-hop header that is not first, a header cut
+/// short by the snapshot length), which is undefined behaviour.
+fn ipv6_fragment(first: u8, mut exts: &[u8]) -> Option<Fragment> {
+    let mut kind = first;
+    let mut found = None;
+    while let [next, len, ..] = *exts {
+        let len = match kind {
+            // hop-by-hop, routing, destination options: 8-byte units after the first 8
+            0 | 43 | 60 => (usize::from(len) + 1) * 8,
+            44 => 8,
+            // authentication header: 4-byte units after the first 8
+            51 => (usize::from(len) + 2) * 4,
+            _ => break,
+        };
+        let Some(header) = exts.get(..len) else { break };
+        if kind == 44 {
+            let field = u16::from_be_bytes([header[2], header[3]]);
+            let (offset, more) = (u32::from(field >> 3) * 8, field & 1 != 0);
+            if offset > 0 || more {
+                let id = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+                found = Some(Fragment { id, offset, more });
+            }
+        }
+        kind = next;
+        exts = &exts[len..];
+    }
+    found
 }
 
 fn option_kinds(mut opts: &[u8]) -> u8 {
@@ -421,6 +448,35 @@ mod tests {
         let p = decode(LinkType::RawIp, 0, 0, out.len() as u32, &out);
         assert_eq!(p.ports(), Some((77, 77)));
         assert_eq!(p.ip_proto, 1);
+    }
+
+    #[test]
+    fn ipv6_fragment_headers_are_found_and_bad_chains_stop_safely() {
+        // destination options, then a fragment header (offset 1448, more fragments, id 9)
+        let mut exts = vec![44, 0, 1, 4, 0, 0, 0, 0];
+        exts.extend_from_slice(&[17, 0, 0x05, 0xa9, 0, 0, 0, 9]);
+        assert_eq!(ipv6_fragment(60, &exts), Some(Fragment { id: 9, offset: 1448, more: true }));
+        // every prefix (a chain cut short) and a chain that runs on past its bytes: no panic
+        for n in 0..exts.len() {
+            assert_eq!(ipv6_fragment(60, &exts[..n]), None);
+        }
+        assert_eq!(ipv6_fragment(60, &[0, 0, 1, 4, 0, 0, 0, 0]), None);
+        assert_eq!(ipv6_fragment(51, &[44, 200, 0, 0]), None);
+    }
+
+    #[test]
+    fn ipv6_extension_chain_cut_or_out_of_order_decodes_without_reading_past_the_frame() {
+        // IPv6 with destination options whose next header is hop-by-hop (only allowed first):
+        // etherparse's lax parse stops there, and its iterator would read past the slice
+        let mut f = vec![0x60, 0, 0, 0, 0, 16, 60, 64];
+        f.extend_from_slice(&[0xfd; 32]);
+        f.extend_from_slice(&[0, 0, 1, 4, 0, 0, 0, 0]);
+        f.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+        let p = decode(LinkType::RawIp, 0, 0, f.len() as u32, &f);
+        assert_eq!((p.net, p.fragment), (NetLayer::Ipv6, None));
+        for n in 40..f.len() {
+            let _ = decode(LinkType::RawIp, 0, 0, f.len() as u32, &f[..n]);
+        }
     }
 
     #[test]

@@ -81,9 +81,17 @@ impl FileHeader {
         }
     }
 
-    /// Why libpcap would refuse this header, if it would.
+    /// Why libpcap would refuse this header, if it would (`sf-pcap.c`: versions 2.0 to 2.4,
+    /// and 543.0 of DG/UX tcpdump).
     pub fn refusal(&self) -> Option<String> {
-        (self.version.0 < 2).then(|| format!("archaic pcap savefile format {}.{}", self.version.0, self.version.1))
+        let (major, minor) = self.version;
+        if major < 2 {
+            Some(format!("archaic pcap savefile format {major}.{minor}"))
+        } else if (major, minor) != (543, 0) && !(major == 2 && minor <= 4) {
+            Some(format!("unsupported pcap savefile version {major}.{minor}"))
+        } else {
+            None
+        }
     }
 }
 
@@ -176,8 +184,9 @@ pub struct PcapRecords<R> {
 impl<R: Read> PcapRecords<R> {
     /// Reads from `src`, whose first [`FILE_HEADER_LEN`] bytes (`header`) were consumed.
     pub fn new(src: R, header: FileHeader) -> PcapRecords<R> {
+        // DG/UX tcpdump writes 543.0 with the fields in the pre-2.3 order
         let lengths = match header.version {
-            (maj, min) if maj < 2 || (maj == 2 && min < 3) => Lengths::Swapped,
+            (maj, min) if maj < 2 || (maj == 2 && min < 3) || maj == 543 => Lengths::Swapped,
             (2, 3) => Lengths::MaybeSwapped,
             _ => Lengths::InOrder,
         };
@@ -364,6 +373,11 @@ mod tests {
         bytes[24 + 12..24 + 16].copy_from_slice(&4u32.to_le_bytes());
         let r = open(&bytes).next_record().unwrap().unwrap().wire_len;
         assert_eq!(r, 60);
+        // DG/UX's 543.0 too (the pcap_differential fuzz target found we read it in order)
+        bytes[4..8].copy_from_slice(&[0x1f, 0x02, 0, 0]);
+        let mut records = open(&bytes);
+        let r = records.next_record().unwrap().unwrap();
+        assert_eq!((r.wire_len, r.data), (60, &b"abcd"[..]));
     }
 
     #[test]
@@ -384,6 +398,18 @@ mod tests {
         let mut huge = file(false, false, (2, 4), 0, &[(1, 0, 4, b"abcd")]);
         huge[24 + 8..24 + 12].copy_from_slice(&(MAX_CAPLEN + 1).to_le_bytes());
         assert!(matches!(open(&huge).next_record(), Err(RecordError::CaplenTooLarge { offset: 24, .. })));
+    }
+
+    #[test]
+    fn versions_libpcap_refuses_are_refused() {
+        let version = |v| FileHeader { version: v, ..FileHeader::parse(&file(false, false, (2, 4), 0, &[])).unwrap() };
+        for ok in [(2, 0), (2, 3), (2, 4), (543, 0)] {
+            assert_eq!(version(ok).refusal(), None, "{ok:?}");
+        }
+        // 2.1278 came from the pcap_differential fuzz target: libpcap refused it, we read it
+        for bad in [(1, 0), (0, 0), (2, 5), (2, 1278), (3, 0), (543, 1)] {
+            assert!(version(bad).refusal().is_some(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -47,13 +47,21 @@ pub struct Record<'a> {
     pub index: u64,
     /// Byte offset of the record header (classic pcap, uncompressed stream); `None` for pcapng.
     pub offset: Option<u64>,
-    /// Timestamp in ns since the Unix epoch.
+    /// Timestamp in ns since the Unix epoch, within ±[`MAX_TS_NS`] (later or earlier ones,
+    /// which only pcapng can hold, are held at the limit).
     pub ts_ns: i64,
     /// Original length of the frame on the wire.
     pub wire_len: u32,
     /// The captured bytes.
     pub data: &'a [u8],
 }
+
+/// Bound of [`Record::ts_ns`]: half of i64's range, about 146 years either side of 1970 (1824
+/// to 2116). Classic pcap (32-bit seconds, 1901–2106) always fits; a pcapng timestamp is 64 bits
+/// of ticks of the interface's resolution, and 2^63 ticks of a second are negative even for
+/// libpcap. Inside the bound the difference of any two timestamps fits an i64, and the flow and
+/// feature stages subtract them.
+pub const MAX_TS_NS: i64 = i64::MAX / 2;
 
 /// A capture file opened for sequential reading.
 pub struct CaptureReader {
@@ -356,7 +364,10 @@ impl LibpcapSource {
                     }
                 }
                 // Precision::Nano: tv_usec holds nanoseconds.
-                let ts_ns = (h.ts.tv_sec as i64).saturating_mul(1_000_000_000).saturating_add(h.ts.tv_usec as i64);
+                let ts_ns = (h.ts.tv_sec as i64)
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(h.ts.tv_usec as i64)
+                    .clamp(-MAX_TS_NS, MAX_TS_NS);
                 Ok(Some(Record { index, offset, ts_ns, wire_len: h.len, data: pkt.data }))
             }
             Err(pcap::Error::NoMorePackets) => {

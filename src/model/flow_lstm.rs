@@ -10,7 +10,7 @@
 use tch::nn::{self, Module, OptimizerConfig, RNN};
 use tch::{Device, Reduction, Tensor};
 
-use super::vae::{epoch_batches, seeded_init, EarlyStopping, LossCurve, TrainSettings};
+use super::vae::{dim, epoch_batches, seeded_init, EarlyStopping, LossCurve, TrainSettings};
 use crate::rng::SplitMix64;
 
 /// Shape of one flow LSTM (stored in the manifest).
@@ -25,6 +25,21 @@ pub struct LstmShape {
 }
 
 impl LstmShape {
+    /// Number of weights and biases of an LSTM of this shape with its embedding and output
+    /// head (`None` when a dimension is below 1 or the count overflows): what
+    /// [`FlowLstm::new`] allocates, known before it does.
+    pub fn parameters(&self) -> Option<u64> {
+        let (k, e, h, layers) = (dim(self.k)?, dim(self.embed)?, dim(self.hidden)?, dim(self.layers)?);
+        let tokens = k.checked_add(2)?;
+        // per layer: W_ih [4h, in], W_hh [4h, h], b_ih and b_hh [4h]; the first layer's input
+        // is the embedding, the others' the layer below
+        let gates = h.checked_mul(4)?;
+        let layer = |input: u64| gates.checked_mul(input.checked_add(h)?.checked_add(2)?);
+        let rest = layer(h)?.checked_mul(layers - 1)?;
+        let head = h.checked_add(1)?.checked_mul(k.checked_add(1)?)?;
+        [tokens.checked_mul(e)?, layer(e)?, rest, head].into_iter().try_fold(0u64, u64::checked_add)
+    }
+
     pub fn end_token(&self) -> i64 {
         self.k
     }

@@ -5,6 +5,7 @@
 //! device, trafgen version and a training summary. Loading checks the format version first.
 
 use super::dataset::InputFile;
+use crate::flow::FlowKind;
 use super::flow_lstm::LstmShape;
 use super::scaler::Scaler;
 use super::vae::{LossCurve, VaeShape};
@@ -29,6 +30,43 @@ pub struct Manifest {
     pub flow: FlowLevel,
     pub aggregate: AggregateLevel,
     pub training: TrainingSummary,
+}
+
+impl Manifest {
+    /// Checks what the loader builds from before it builds anything: the feature list and its
+    /// scaler against `dim` (this build's packet features), every layer dimension ≥ 1, the
+    /// VAE's input, and the flow kinds. Sizes against the files are checked by the loader
+    /// ([`super::Model::load`]). The error names the field.
+    pub fn check(&self, dim: usize) -> Result<(), String> {
+        if self.features.names.len() != dim {
+            return Err(format!("{} packet features, this build uses {dim}", self.features.names.len()));
+        }
+        self.features.scaler.check(dim)?;
+        if self.packet.vae.input != dim as i64 {
+            return Err(format!("`packet.vae.input` is {}, this build has {dim} features", self.packet.vae.input));
+        }
+        let vae = self.packet.vae;
+        let lstm = self.flow.lstm;
+        for (field, v) in [
+            ("packet.vae.hidden", vae.hidden),
+            ("packet.vae.latent", vae.latent),
+            ("flow.lstm.k", lstm.k),
+            ("flow.lstm.embed", lstm.embed),
+            ("flow.lstm.hidden", lstm.hidden),
+            ("flow.lstm.layers", lstm.layers),
+            ("flow.lstm.window", lstm.window),
+        ] {
+            if v < 1 {
+                return Err(format!("`{field}` is {v}, must be at least 1"));
+            }
+        }
+        for (i, name) in self.flow.kinds.iter().enumerate() {
+            if !FlowKind::ALL.iter().any(|k| k.name() == name) {
+                return Err(format!("`flow.kinds[{i}]`: unknown flow kind `{name}`"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

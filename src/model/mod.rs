@@ -71,14 +71,13 @@ impl Model {
     pub fn load(dir: &Path, device: Device) -> Result<Model, ModelError> {
         let manifest = store::read_manifest(dir)?;
         let invalid = |msg: String| ModelError::Invalid { path: dir.join(store::MANIFEST), msg };
-        if manifest.features.names.len() != PACKET_DIM || manifest.features.scaler.dim() != PACKET_DIM {
-            return Err(invalid(format!("{} packet features, this build uses {PACKET_DIM}", manifest.features.names.len())));
-        }
-        if manifest.packet.vae.input != PACKET_DIM as i64 {
-            return Err(invalid(format!("VAE input {} ≠ {PACKET_DIM} features", manifest.packet.vae.input)));
-        }
+        manifest.check(PACKET_DIM).map_err(invalid)?;
+        // layers are built from the manifest's numbers before their weights are read: sizes
+        // are checked against the files first
+        let vae_path = dir.join(store::PACKET_VAE);
+        store::check_size(&vae_path, "packet.vae", manifest.packet.vae.parameters())?;
         let mut vae = Vae::new(manifest.packet.vae, device);
-        store::load_varstore(&dir.join(store::PACKET_VAE), &mut vae.vs)?;
+        store::load_varstore(&vae_path, &mut vae.vs)?;
         let gmm_path = dir.join(store::PACKET_GMM);
         let t = store::read_tensors(&gmm_path)?;
         let packet_gmm = Gmm::from_named("gmm", |n| t.get(n).map(|x| x.shallow_clone()))
@@ -95,8 +94,10 @@ impl Model {
         let mut lstm: [Option<FlowLstm>; 3] = [None, None, None];
         for name in &manifest.flow.kinds {
             let kind = FlowKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| invalid(format!("unknown flow kind `{name}`")))?;
+            let path = dir.join(store::flow_lstm_file(name));
+            store::check_size(&path, "flow.lstm", manifest.flow.lstm.parameters())?;
             let mut m = FlowLstm::new(manifest.flow.lstm, device);
-            store::load_varstore(&dir.join(store::flow_lstm_file(name)), &mut m.vs)?;
+            store::load_varstore(&path, &mut m.vs)?;
             lstm[kind.index()] = Some(m);
         }
         let agg_path = dir.join(store::AGGREGATE);

@@ -56,6 +56,26 @@ impl Scaler {
         self.mean.len()
     }
 
+    /// Checks a scaler read from a file: `dim` columns in each of its four lists, every value
+    /// finite, every std > 0, every min ≤ max. The error names the list and the column.
+    pub fn check(&self, dim: usize) -> Result<(), String> {
+        for (name, v) in [("mean", &self.mean), ("std", &self.std), ("min", &self.min), ("max", &self.max)] {
+            if v.len() != dim {
+                return Err(format!("`features.scaler.{name}` has {} values, expected {dim}", v.len()));
+            }
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(format!("`features.scaler.{name}[{i}]` is {}, not a finite number", v[i]));
+            }
+        }
+        if let Some(i) = self.std.iter().position(|&s| s <= 0.0) {
+            return Err(format!("`features.scaler.std[{i}]` is {}, must be > 0", self.std[i]));
+        }
+        if let Some(i) = (0..dim).find(|&i| self.min[i] > self.max[i]) {
+            return Err(format!("`features.scaler.min[{i}]` {} is above `max[{i}]` {}", self.min[i], self.max[i]));
+        }
+        Ok(())
+    }
+
     fn tensors(&self, device: Device) -> (Tensor, Tensor) {
         let m = Tensor::from_slice(&self.mean).to_kind(Kind::Float).to_device(device);
         let s = Tensor::from_slice(&self.std).to_kind(Kind::Float).to_device(device);
@@ -108,5 +128,20 @@ mod tests {
         let far = Tensor::from_slice(&[100.0f32, -100.0]).view([1, 2]);
         let c: Vec<f32> = Vec::try_from(s.inverse_clamped(&far).view([-1])).unwrap();
         assert_eq!(c, [5.0, 5.0]);
+        assert_eq!(s.check(2), Ok(()));
+    }
+
+    #[test]
+    fn check_names_the_bad_list_and_column() {
+        let good = Scaler { mean: vec![0.0; 2], std: vec![1.0; 2], min: vec![-1.0; 2], max: vec![1.0; 2] };
+        assert!(good.check(3).unwrap_err().contains("`features.scaler.mean` has 2 values, expected 3"));
+        let short = Scaler { std: vec![1.0], ..good.clone() };
+        assert!(short.check(2).unwrap_err().contains("`features.scaler.std` has 1 values"));
+        let nan = Scaler { min: vec![-1.0, f64::NAN], ..good.clone() };
+        assert!(nan.check(2).unwrap_err().contains("`features.scaler.min[1]` is NaN"));
+        let zero = Scaler { std: vec![1.0, 0.0], ..good.clone() };
+        assert!(zero.check(2).unwrap_err().contains("`features.scaler.std[1]` is 0"));
+        let crossed = Scaler { min: vec![2.0, -1.0], ..good };
+        assert!(crossed.check(2).unwrap_err().contains("`features.scaler.min[0]` 2 is above `max[0]` 1"));
     }
 }

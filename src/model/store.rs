@@ -92,6 +92,24 @@ pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> 
     Ok(v.into_iter().collect())
 }
 
+/// Checks that the file at `path` is large enough for the `parameters` the manifest's
+/// `what` implies (at least one byte each, in any dtype), before layers of that size are built:
+/// a manifest that asks for more (a typo, a corrupt number) is an error naming both, not an
+/// allocation of any size. `None`: the count overflowed.
+pub fn check_size(path: &Path, what: &str, parameters: Option<u64>) -> Result<(), ModelError> {
+    let bytes = std::fs::metadata(path).map_err(|source| ModelError::Read { path: path.to_path_buf(), source })?.len();
+    match parameters {
+        Some(p) if p <= bytes => Ok(()),
+        p => Err(ModelError::Invalid {
+            path: path.to_path_buf(),
+            msg: format!(
+                "the manifest's {what} needs {} parameters, more than this file's {bytes} bytes can hold",
+                p.map_or("more than 2^64".to_string(), |p| p.to_string())
+            ),
+        }),
+    }
+}
+
 /// Saves a VarStore's variables.
 pub fn save_varstore(path: &Path, vs: &nn::VarStore) -> Result<(), ModelError> {
     let named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();

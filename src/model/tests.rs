@@ -195,3 +195,54 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+#[test]
+fn parameter_counts_are_those_of_the_layers_built() {
+    let numel = |vs: &tch::nn::VarStore| vs.variables().values().map(|t| t.numel() as u64).sum::<u64>();
+    for (hidden, latent) in [(64, 4), (3, 1), (100, 9)] {
+        let shape = vae::VaeShape { input: dataset::PACKET_DIM as i64, hidden, latent };
+        assert_eq!(shape.parameters(), Some(numel(&Vae::new(shape, Device::Cpu).vs)), "{shape:?}");
+    }
+    for (k, embed, hidden, layers) in [(15, 16, 64, 1), (2, 3, 5, 3)] {
+        let shape = flow_lstm::LstmShape { k, embed, hidden, layers, window: 32 };
+        assert_eq!(shape.parameters(), Some(numel(&FlowLstm::new(shape, Device::Cpu).vs)), "{shape:?}");
+    }
+    let shape = flow_lstm::LstmShape { k: i64::MAX, embed: i64::MAX, hidden: 1, layers: 1, window: 1 };
+    assert_eq!(shape.parameters(), None, "overflow");
+    assert_eq!(vae::VaeShape { input: 14, hidden: 0, latent: 4 }.parameters(), None);
+}
+
+/// `models/default` with the manifest's `field` (a dotted path) set to `value`.
+fn default_model_with(dir: &Path, field: &str, value: toml::Value) {
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default"), dir);
+    let text = std::fs::read_to_string(dir.join(store::MANIFEST)).unwrap();
+    let mut doc: toml::Table = toml::from_str(&text).unwrap();
+    let (parent, key) = field.rsplit_once('.').unwrap();
+    let table = parent.split('.').fold(&mut doc, |t, k| t.get_mut(k).unwrap().as_table_mut().unwrap());
+    table.insert(key.into(), value);
+    std::fs::write(dir.join(store::MANIFEST), toml::to_string(&doc).unwrap()).unwrap();
+}
+
+/// Manifests that made the `model` fuzz target panic or abort (in tch: a negative layer size,
+/// an allocation of 4 TiB, an LSTM of 0 layers; in sampling: a scaler list of the wrong
+/// length): each is now an error naming the file and the field.
+#[test]
+fn fuzz_found_manifests_are_errors_naming_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    let int = toml::Value::Integer;
+    let cases: [(&str, toml::Value, &str, &str); 7] = [
+        ("packet.vae.hidden", int(-1), "manifest.toml", "`packet.vae.hidden` is -1, must be at least 1"),
+        ("packet.vae.hidden", int(1 << 40), "packet_vae.safetensors", "the manifest's packet.vae needs more than 2^64 parameters"),
+        ("flow.lstm.layers", int(0), "manifest.toml", "`flow.lstm.layers` is 0, must be at least 1"),
+        ("flow.lstm.hidden", int(1 << 20), "flow_lstm_connected.safetensors", "more than this file's 89752 bytes"),
+        ("features.scaler.std", toml::Value::Array(vec![toml::Value::Float(1.0); 3]), "manifest.toml", "`features.scaler.std` has 3 values, expected 14"),
+        ("features.scaler.max", toml::Value::Array(vec![toml::Value::Float(f64::NAN); 14]), "manifest.toml", "`features.scaler.max[0]` is NaN"),
+        ("packet.vae.input", int(3), "manifest.toml", "`packet.vae.input` is 3, this build has 14 features"),
+    ];
+    for (field, value, file, message) in cases {
+        default_model_with(&dir, field, value);
+        let e = Model::load(&dir, Device::Cpu).err().unwrap_or_else(|| panic!("{field}: loads")).to_string();
+        assert!(e.contains(&dir.join(file).display().to_string()) && e.contains(message), "{field}: {e}");
+    }
+}

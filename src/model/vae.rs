@@ -19,6 +19,24 @@ pub struct VaeShape {
     pub latent: i64,
 }
 
+impl VaeShape {
+    /// Number of weights and biases of a VAE of this shape (`None` when a dimension is below 1
+    /// or the count overflows): what [`Vae::new`] allocates, known before it does.
+    pub fn parameters(&self) -> Option<u64> {
+        let (d, h, l) = (dim(self.input)?, dim(self.hidden)?, dim(self.latent)?);
+        let linear = |i: u64, o: u64| i.checked_mul(o)?.checked_add(o);
+        // enc1 d→h, enc2 h→h, mu and logvar h→l, dec1 l→h, dec2 h→h, dec3 h→d
+        [linear(d, h)?, linear(h, h)?, linear(h, l)?, linear(h, l)?, linear(l, h)?, linear(h, h)?, linear(h, d)?]
+            .into_iter()
+            .try_fold(0u64, u64::checked_add)
+    }
+}
+
+/// A layer dimension as a count: `None` below 1.
+pub(crate) fn dim(v: i64) -> Option<u64> {
+    u64::try_from(v).ok().filter(|&v| v >= 1)
+}
+
 pub struct Vae {
     pub vs: nn::VarStore,
     pub shape: VaeShape,

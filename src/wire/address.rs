@@ -95,8 +95,14 @@ impl WireConfig {
     /// defaults), and validates it. Errors name the file, and the line:column for syntax.
     pub fn load(path: &std::path::Path) -> Result<WireConfig, WireConfigFileError> {
         let text = std::fs::read_to_string(path).map_err(|source| WireConfigFileError::Read { path: path.into(), source })?;
-        let cfg: WireConfig = toml::from_str(&text).map_err(|e| {
-            let at = e.span().map(|s| crate::text_position::line_column(&text, s.start));
+        WireConfig::from_toml_str(&text, path)
+    }
+
+    /// Parses and validates `text` like [`WireConfig::load`]; `path` only names the file in
+    /// errors.
+    pub fn from_toml_str(text: &str, path: &std::path::Path) -> Result<WireConfig, WireConfigFileError> {
+        let cfg: WireConfig = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|s| crate::text_position::line_column(text, s.start));
             let msg = e.message().to_string();
             WireConfigFileError::Parse {
                 path: path.into(),
