@@ -103,7 +103,7 @@ pub fn check_size(path: &Path, what: &str, parameters: Option<u64>) -> Result<()
         p => Err(ModelError::Invalid {
             path: path.to_path_buf(),
             msg: format!(
-                "the manifest's {what} needs {} parameters, more than this file's {bytes} bytes can hold",
+                "the manifest's {what} needs {} parameters, more than this file's {bytes} bytes can hold (the file is truncated or corrupt, or the manifest does not describe it)",
                 p.map_or("more than 2^64".to_string(), |p| p.to_string())
             ),
         }),
