@@ -256,7 +256,26 @@ pub fn corpus() -> Vec<Case> {
 /// Inputs that made a fuzz target fail (see `fuzz/README.md`), with the behaviour they must
 /// have now.
 pub fn fuzz_regressions() -> Vec<Case> {
-    Vec::new()
+    let mut cases = Vec::new();
+    let mix = recs(&standard_mix());
+    // pcap_differential: version 2.1278 was read by the native parser, refused by libpcap
+    let mut v = pcap_bytes(1, false, false, 65535, &mix);
+    v[6..8].copy_from_slice(&1278u16.to_le_bytes());
+    cases.push(Case { name: "fuzz-version-2.1278.pcap".into(), bytes: v, expect: refused("BadHeader") });
+    // pcap_differential: DG/UX tcpdump's version 543.0 has caplen and len in the pre-2.3 order
+    // (len first); the native parser read them the other way round
+    let mut cut = mix.clone();
+    cut.iter_mut().for_each(|r| r.orig_len = r.data.len() as u32 + 100);
+    let mut dgux = pcap_bytes(1, false, true, 65535, &cut);
+    dgux[4..8].copy_from_slice(&[0x02, 0x1f, 0, 0]);
+    for off in record_offsets(&cut) {
+        let o = off as usize;
+        let (caplen, len) = (dgux[o + 8..o + 12].to_vec(), dgux[o + 12..o + 16].to_vec());
+        dgux[o + 8..o + 12].copy_from_slice(&len);
+        dgux[o + 12..o + 16].copy_from_slice(&caplen);
+    }
+    cases.push(Case { name: "fuzz-dgux-543.0.pcap".into(), bytes: dgux, expect: read(17, 0, (1, 2, 0)) });
+    cases
 }
 
 /// Reads `path` with `opts` on another thread: an endless loop fails the test instead of
