@@ -5,6 +5,10 @@
 //! duration), and the categorical tables a header-level comparison needs (NetShare's metrics):
 //! server ports with their protocol per kind, the IP-protocol mix and IPv6 share per kind, and
 //! host popularity as rank–frequency distributions of flows per client and per server.
+//!
+//! Flow size and service go together (a long UDP stream to one port, short DNS lookups to
+//! another), so each component of a kind's size GMM carries its own port table: the ports of
+//! the training flows it claims. A draw picks the component, then its size and its port.
 
 use tch::{Kind, Tensor};
 
@@ -40,6 +44,10 @@ pub struct Aggregate {
     pub flow: [Option<Gmm>; 3],
     /// (port, ip protocol) per kind.
     pub ports: [Vec<Weighted<(u16, u8)>>; 3],
+    /// Per kind, per component of `flow[kind]`: the (port, ip protocol) of the training flows
+    /// that component claims (empty: models before this table, or a component without
+    /// port-carrying flows; the kind's table is used then).
+    pub component_ports: [Vec<Vec<Weighted<(u16, u8)>>>; 3],
     pub proto: [Vec<Weighted<u8>>; 3],
     pub v6_share: [f64; 3],
     pub client_rank: Vec<f64>,
@@ -80,6 +88,18 @@ pub fn draw<T: Copy>(t: &[Weighted<T>], rng: &mut SplitMix64) -> Option<T> {
         }
     }
     t.last().map(|w| w.value)
+}
+
+/// Port table of flows: the MAX_PORTS most frequent (port, protocol) pairs, by share of flows.
+fn port_table<'a>(rows: impl Iterator<Item = &'a FlowRow>) -> Vec<Weighted<(u16, u8)>> {
+    let mut pc: rustc_hash::FxHashMap<(u16, u8), f64> = Default::default();
+    for r in rows.filter(|r| r.kind != FlowKind::NoFlow) {
+        *pc.entry((r.server_port, r.ip_proto)).or_default() += 1.0;
+    }
+    let mut pv: Vec<((u16, u8), f64)> = pc.into_iter().collect();
+    pv.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    pv.truncate(MAX_PORTS);
+    normalise(pv)
 }
 
 /// Rank–frequency distribution of flows per host (most popular first), at most MAX_RANKS.
@@ -135,6 +155,7 @@ impl Aggregate {
         };
         let mut flow: [Option<Gmm>; 3] = [None, None, None];
         let mut ports: [Vec<Weighted<(u16, u8)>>; 3] = Default::default();
+        let mut component_ports: [Vec<Vec<Weighted<(u16, u8)>>>; 3] = Default::default();
         let mut proto: [Vec<Weighted<u8>>; 3] = Default::default();
         let mut v6_share = [0f64; 3];
         for kind in FlowKind::ALL {
@@ -149,22 +170,20 @@ impl Aggregate {
                 .collect();
             if of.len() >= 8 {
                 let x = Tensor::from_slice(&feats).view([-1, 3]);
-                flow[k] = Some(Gmm::fit(&x, &opts(k_max, seed + 1 + k as u64))?.gmm);
+                let g = Gmm::fit(&x, &opts(k_max, seed + 1 + k as u64))?.gmm;
+                let claimed = Vec::<i64>::try_from(g.predict(&x).to_kind(Kind::Int64)).unwrap_or_default();
+                component_ports[k] = (0..g.k() as i64)
+                    .map(|c| port_table(of.iter().zip(&claimed).filter(|(_, &w)| w == c).map(|(r, _)| *r)))
+                    .collect();
+                flow[k] = Some(g);
             }
-            let mut pc: rustc_hash::FxHashMap<(u16, u8), f64> = Default::default();
             let mut prc: rustc_hash::FxHashMap<u8, f64> = Default::default();
             for r in &of {
-                if kind != FlowKind::NoFlow {
-                    *pc.entry((r.server_port, r.ip_proto)).or_default() += 1.0;
-                }
                 *prc.entry(r.ip_proto).or_default() += 1.0;
                 v6_share[k] += f64::from(u8::from(r.ip_version == 6));
             }
             v6_share[k] /= of.len() as f64;
-            let mut pv: Vec<((u16, u8), f64)> = pc.into_iter().collect();
-            pv.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            pv.truncate(MAX_PORTS);
-            ports[k] = normalise(pv);
+            ports[k] = port_table(of.iter().copied());
             let mut prv: Vec<(u8, f64)> = prc.into_iter().collect();
             prv.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             proto[k] = normalise(prv);
@@ -175,6 +194,7 @@ impl Aggregate {
             gap_range,
             flow,
             ports,
+            component_ports,
             proto,
             v6_share,
             client_rank: ranks(rows.iter().map(|r| r.client_host)),
@@ -195,14 +215,19 @@ impl Aggregate {
             }
         }
         let k = kind.index();
-        let (packets, bytes, duration_s) = match &self.flow[k] {
+        let (packets, bytes, duration_s, component) = match &self.flow[k] {
             Some(g) => {
-                let v = sample_one(g, rng);
-                (10f64.powf(v[0]).max(1.0), 10f64.powf(v[1]).max(1.0), 10f64.powf(v[2]))
+                let c = g.draw_component(rng);
+                let v = g.sample_component(c, rng);
+                (10f64.powf(v[0]).max(1.0), 10f64.powf(v[1]).max(1.0), 10f64.powf(v[2]), Some(c))
             }
-            None => (2.0, 100.0, 0.0),
+            None => (2.0, 100.0, 0.0, None),
         };
-        let (server_port, ip_proto) = draw(&self.ports[k], rng).unwrap_or((0, draw(&self.proto[k], rng).unwrap_or(0)));
+        let table = match component.and_then(|c| self.component_ports[k].get(c)) {
+            Some(t) if !t.is_empty() => t,
+            _ => &self.ports[k],
+        };
+        let (server_port, ip_proto) = draw(table, rng).unwrap_or((0, draw(&self.proto[k], rng).unwrap_or(0)));
         FlowDraw {
             gap_s,
             kind,
@@ -239,6 +264,12 @@ impl Aggregate {
             let pp: Vec<f64> = self.ports[k].iter().map(|w| w.p).collect();
             out.push((format!("ports_{n}.values"), Tensor::from_slice(&pv).view([-1, 2])));
             out.push((format!("ports_{n}.p"), Tensor::from_slice(&pp)));
+            for (c, t) in self.component_ports[k].iter().enumerate() {
+                let pv: Vec<i64> = t.iter().flat_map(|w| [i64::from(w.value.0), i64::from(w.value.1)]).collect();
+                let pp: Vec<f64> = t.iter().map(|w| w.p).collect();
+                out.push((format!("ports_{n}.c{c}.values"), Tensor::from_slice(&pv).view([-1, 2])));
+                out.push((format!("ports_{n}.c{c}.p"), Tensor::from_slice(&pp)));
+            }
             let rv: Vec<i64> = self.proto[k].iter().map(|w| i64::from(w.value)).collect();
             let rp: Vec<f64> = self.proto[k].iter().map(|w| w.p).collect();
             out.push((format!("proto_{n}.values"), Tensor::from_slice(&rv)));
@@ -276,6 +307,7 @@ impl Aggregate {
             },
             flow: [None, None, None],
             ports: Default::default(),
+            component_ports: Default::default(),
             proto: Default::default(),
             v6_share: arr3("v6_share")?,
             client_rank: f64s("client_rank")?,
@@ -285,12 +317,21 @@ impl Aggregate {
             let k = kind.index();
             let n = kind.name();
             agg.flow[k] = gmm(&format!("flow_{n}"))?;
-            let pv = i64s(&format!("ports_{n}.values"))?;
-            let pp = f64s(&format!("ports_{n}.p"))?;
-            if pv.len() != 2 * pp.len() {
-                return Err(format!("tensors `ports_{n}.values` and `ports_{n}.p` disagree in length"));
+            let table = |prefix: &str| -> Result<Vec<Weighted<(u16, u8)>>, String> {
+                let pv = i64s(&format!("{prefix}.values"))?;
+                let pp = f64s(&format!("{prefix}.p"))?;
+                if pv.len() != 2 * pp.len() {
+                    return Err(format!("tensors `{prefix}.values` and `{prefix}.p` disagree in length"));
+                }
+                Ok(pv.chunks(2).zip(&pp).map(|(v, &p)| Weighted { value: (v[0] as u16, v[1] as u8), p }).collect())
+            };
+            agg.ports[k] = table(&format!("ports_{n}"))?;
+            // per-component tables: absent in models made before them
+            if let Some(g) = &agg.flow[k] {
+                if get(&format!("ports_{n}.c0.p")).is_some() {
+                    agg.component_ports[k] = (0..g.k()).map(|c| table(&format!("ports_{n}.c{c}"))).collect::<Result<_, _>>()?;
+                }
             }
-            agg.ports[k] = pv.chunks(2).zip(&pp).map(|(v, &p)| Weighted { value: (v[0] as u16, v[1] as u8), p }).collect();
             let rv = i64s(&format!("proto_{n}.values"))?;
             let rp = f64s(&format!("proto_{n}.p"))?;
             if rv.len() != rp.len() {
@@ -299,5 +340,67 @@ impl Aggregate {
             agg.proto[k] = rv.iter().zip(&rp).map(|(&v, &p)| Weighted { value: v as u8, p }).collect();
         }
         Ok(agg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Long UDP streams to port 5004 and short DNS lookups to port 53.
+    fn rows() -> Vec<FlowRow> {
+        let mut rng = SplitMix64::new(5);
+        let row = |port: u16, packets: u64, duration_s: f64, rng: &mut SplitMix64| FlowRow {
+            kind: FlowKind::Unconnected,
+            gap_s: Some(0.01 + rng.next_f64()),
+            packets: (packets as f64 * (0.8 + 0.4 * rng.next_f64())) as u64,
+            bytes: packets * 200,
+            duration_s: duration_s * (0.8 + 0.4 * rng.next_f64()),
+            server_port: port,
+            ip_proto: 17,
+            ip_version: 4,
+            client_host: rng.below(20) as u32,
+            server_host: rng.below(5) as u32,
+        };
+        let mut v: Vec<FlowRow> = (0..40).map(|_| row(5004, 3000, 60.0, &mut rng)).collect();
+        v.extend((0..160).map(|_| row(53, 2, 0.01, &mut rng)));
+        v
+    }
+
+    #[test]
+    fn a_flows_size_and_its_port_are_drawn_together() {
+        let agg = Aggregate::fit(&rows(), 6, 1).unwrap();
+        assert!(agg.component_ports[FlowKind::Unconnected.index()].len() >= 2, "one table per component");
+        let mut rng = SplitMix64::new(9);
+        let (mut big, mut big_5004, mut small, mut small_53) = (0, 0, 0, 0);
+        for _ in 0..4000 {
+            let d = agg.sample_flow(&mut rng);
+            if d.packets > 100.0 {
+                big += 1;
+                big_5004 += u32::from(d.server_port == 5004);
+            } else {
+                small += 1;
+                small_53 += u32::from(d.server_port == 53);
+            }
+        }
+        // the kind-wide table alone would give 20 % / 80 %
+        assert!(big > 500 && big_5004 as f64 > 0.95 * big as f64, "{big_5004} of {big} long flows to 5004");
+        assert!(small > 2500 && small_53 as f64 > 0.95 * small as f64, "{small_53} of {small} short flows to 53");
+    }
+
+    #[test]
+    fn component_tables_survive_the_round_trip_and_older_models_fall_back() {
+        let agg = Aggregate::fit(&rows(), 6, 1).unwrap();
+        let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
+        let back = Aggregate::from_named(&|n| named.get(n).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!(back.component_ports, agg.component_ports);
+        let (mut a, mut b) = (SplitMix64::new(2), SplitMix64::new(2));
+        assert_eq!(agg.sample_flow(&mut a), back.sample_flow(&mut b));
+        // a model saved before the per-component tables: the kind's table serves every draw
+        let older = Aggregate::from_named(&|n| named.get(n).filter(|_| !(n.starts_with("ports_") && n.contains(".c"))).map(|t| t.shallow_clone())).unwrap();
+        assert!(older.component_ports.iter().all(Vec::is_empty));
+        let mut r = SplitMix64::new(3);
+        let ports: Vec<u16> = (0..500).map(|_| older.sample_flow(&mut r).server_port).collect();
+        assert!(ports.contains(&53) && ports.contains(&5004));
     }
 }
