@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use trafgen::flow::FlowKind;
 use trafgen::model::Model;
-use trafgen::synth::{Engine, EngineConfig};
+use trafgen::synth::{Engine, EngineConfig, FlowLengths};
 
 fn model_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default")
@@ -167,6 +167,95 @@ fn output_is_valid_and_has_the_models_kind_mix() {
             assert!(!wire_layers.contains(&proto.as_str()), "tshark: {line}\n{text}");
         }
     }
+}
+
+/// Two-sample KS statistic.
+fn ks(a: &mut [f64], b: &mut [f64]) -> f64 {
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (mut i, mut j, mut d) = (0, 0, 0f64);
+    while i < a.len() && j < b.len() {
+        let x = a[i].min(b[j]);
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        d = d.max((i as f64 / a.len() as f64 - j as f64 / b.len() as f64).abs());
+    }
+    d
+}
+
+/// Packets per flow of `flows` flows of one kind from the engine.
+fn flow_sizes(m: &Model, cfg: EngineConfig, flows: u64) -> Vec<f64> {
+    let mut e = Engine::new(m, cfg).unwrap();
+    e.limit_flows(flows);
+    let mut per: std::collections::HashMap<u64, f64> = Default::default();
+    for p in e.by_ref() {
+        *per.entry(p.flow_id).or_default() += 1.0;
+    }
+    per.into_values().collect()
+}
+
+#[test]
+fn flow_sizes_follow_the_aggregate_model() {
+    let m = load();
+    let kind = FlowKind::Unconnected;
+    let cfg = EngineConfig { seed: 4, arrival_scale: 1000.0, flow_kinds: vec![kind], ..Default::default() };
+    let mut got = flow_sizes(&m, cfg.clone(), 3000);
+    assert_eq!(got.len(), 3000);
+    // what the aggregate model draws for the kind (the engine rounds it to whole packets)
+    let mut rng = trafgen::rng::SplitMix64::new(77);
+    let mut want: Vec<f64> = std::iter::repeat_with(|| m.aggregate.sample_flow(&mut rng))
+        .filter(|d| d.kind == kind)
+        .take(3000)
+        .map(|d| d.packets.round().max(1.0))
+        .collect();
+    let d = ks(&mut got, &mut want);
+    assert!(d < 0.05, "KS {d:.3} between the engine's flow sizes and the aggregate's draws");
+    // the LSTM alone ends flows by its END token: another distribution
+    let lstm = EngineConfig { flow_lengths: FlowLengths::Lstm, ..cfg };
+    let mut alone = flow_sizes(&m, lstm, 3000);
+    let d_lstm = ks(&mut alone, &mut want);
+    assert!(d_lstm > d, "KS with the LSTM deciding lengths {d_lstm:.3}, with the aggregate {d:.3}");
+}
+
+#[test]
+fn a_warm_start_is_the_cold_streams_continuation_seen_mid_stream_and_valid() {
+    let m = load();
+    let cfg = EngineConfig { seed: 6, arrival_scale: 50.0, ..Default::default() };
+    // packets in the first and the second 2 s of a 4 s stream
+    let windows = |cfg: EngineConfig| -> ([u64; 2], Vec<trafgen::synth::SynthPacket>) {
+        let mut e = Engine::new(&m, cfg).unwrap();
+        e.limit_duration(4_000_000_000);
+        let ps: Vec<_> = e.by_ref().collect();
+        let mut n = [0u64; 2];
+        ps.iter().for_each(|p| n[(p.ts_ns / 2_000_000_000) as usize] += 1);
+        (n, ps)
+    };
+    let (warm, ps) = windows(EngineConfig { warm_up_s: 120.0, ..cfg.clone() });
+    assert!(ps.iter().all(|p| (0..4_000_000_000).contains(&p.ts_ns)), "every packet inside the window");
+    assert!(ps.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns), "in time order");
+    assert!(warm[0] > 0, "traffic from the first instant: {warm:?}");
+    // the warm stream is the cold one's continuation: the same flows, 120 s on
+    let mut e = Engine::new(&m, cfg).unwrap();
+    e.limit_duration(124_000_000_000);
+    let tail: Vec<i64> = e.filter(|p| p.ts_ns >= 120_000_000_000).map(|p| p.ts_ns - 120_000_000_000).collect();
+    assert_eq!(tail, ps.iter().map(|p| p.ts_ns).collect::<Vec<_>>());
+    // TCP flows in progress at the start are seen from the middle: their first packet is no SYN
+    let mut first: std::collections::HashMap<u64, u16> = Default::default();
+    for p in ps.iter().filter(|p| p.proto == trafgen::synth::Proto::Tcp) {
+        first.entry(p.flow_id).or_insert(p.tcp_flags);
+    }
+    let mid = first.values().filter(|&&f| f & trafgen::capture::TcpFlags::SYN == 0).count();
+    assert!(mid > 0, "{mid} of {} TCP flows mid-stream", first.len());
+    // and the frames of such flows are consistent TCP (sequence numbers, checksums)
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("warm.pcap");
+    generate(&p, &["--duration", "10", "--warm-up", "60", "--pps", "500", "--seed", "2"]);
+    let o = trafgen(&["validate", p.to_str().unwrap()]);
+    assert!(o.status.success(), "violations:\n{}", String::from_utf8_lossy(&o.stdout));
 }
 
 /// Records in `path` read by our reader (every one whole: a cut record is an error), and

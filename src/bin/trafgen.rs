@@ -152,6 +152,11 @@ struct EvalArgs {
     /// With --split: leave out the synthetic arm (floor and baseline only).
     #[arg(long, requires = "split")]
     no_synthetic: bool,
+    /// With --split: seconds of traffic the synthetic arm generates before the held-out span
+    /// and leaves out (a warm start, as `generate --warm-up`); default: the held-out span's
+    /// length. 0 = a cold start.
+    #[arg(long, requires = "split", value_name = "SECONDS")]
+    warm_up: Option<f64>,
     #[command(flatten)]
     flow: FlowArgs,
 }
@@ -225,9 +230,25 @@ struct GenerateArgs {
     /// Cap on packets per flow.
     #[arg(long, default_value_t = 100_000)]
     max_flow_packets: u32,
+    /// What sets each flow's packet count: `aggregate` (the aggregate model's draw of flow
+    /// sizes; the LSTM writes the sequence) or `lstm` (the LSTM's END token alone).
+    #[arg(long, value_enum, default_value_t = LengthsArg::Aggregate)]
+    flow_lengths: LengthsArg,
+    /// Start warm: generate this many seconds of traffic before the output starts and leave
+    /// them out, so the output begins at the model's steady rate with flows already in
+    /// progress (TCP flows then start mid-stream, without their handshake, like a capture
+    /// cut from ongoing traffic). 0 = cold start: every flow from its first packet.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    warm_up: f64,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LengthsArg {
+    Aggregate,
+    Lstm,
 }
 
 #[derive(Args)]
@@ -493,6 +514,11 @@ fn generate(args: &GenerateArgs) -> Result<()> {
                 .collect(),
             max_live_flows: args.max_live_flows.max(1),
             max_flow_packets: args.max_flow_packets.max(1),
+            warm_up_s: args.warm_up,
+            flow_lengths: match args.flow_lengths {
+                LengthsArg::Aggregate => trafgen::synth::FlowLengths::Aggregate,
+                LengthsArg::Lstm => trafgen::synth::FlowLengths::Lstm,
+            },
             ..Default::default()
         },
         packets: if no_limit { Some(100_000) } else { args.packets },
@@ -541,6 +567,9 @@ fn generate(args: &GenerateArgs) -> Result<()> {
         e.peak_live
     );
     println!("packets   connected {}, unconnected {}, noflow {}", e.packets[0], e.packets[1], e.packets[2]);
+    if e.warm_up_packets > 0 {
+        println!("warm-up   {} packets generated before the start, left out", e.warm_up_packets);
+    }
     if let Some(p) = s.pilot {
         println!("rate      model at scale 1: {:.0} pps, {:.3} Mbit/s; flow-arrival scale {:.4}", p.pps, p.bps / 1e6, s.arrival_scale);
     }
@@ -895,11 +924,15 @@ fn eval(args: &EvalArgs) -> Result<()> {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             // the synthetic arm: a model trained on the first part generates the held-out span
             let out = dir.join("synthetic.pcap");
-            let (seed, epochs) = (args.seed, args.epochs);
+            let (seed, epochs, warm_up) = (args.seed, args.epochs, args.warm_up);
             let synthetic: Option<SyntheticArm> = (!args.no_synthetic).then(|| {
                 Box::new(move |train: &std::path::Path, span: trafgen::eval::HeldOutSpan| {
                     let topts = trafgen::model::train::TrainOptions { epochs, seed, device: trafgen::torch::DeviceChoice::Cpu, ..Default::default() };
-                    let engine = trafgen::synth::EngineConfig { seed, ..Default::default() };
+                    // a warm start: the held-out part is a window cut from ongoing traffic
+                    // (long flows in progress at its start, at its steady rate); so is the
+                    // synthetic arm, after as long again of generated traffic
+                    let warm_up_s = warm_up.unwrap_or_else(|| span.duration_s());
+                    let engine = trafgen::synth::EngineConfig { seed, warm_up_s, ..Default::default() };
                     trafgen::generate::train_and_generate(train, &topts, &engine, span.start_ns, span.duration_ns, &out)?;
                     Ok(out)
                 }) as SyntheticArm

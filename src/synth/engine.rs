@@ -59,6 +59,29 @@ pub struct EngineConfig {
     pub max_flow_packets: u32,
     /// Decoded packets kept per GMM component (see [`PacketBank`]).
     pub bank_per_component: usize,
+    /// What decides how many packets a flow has.
+    pub flow_lengths: FlowLengths,
+    /// Seconds of traffic generated before the stream's start and left out: the stream then
+    /// begins like a capture cut from ongoing traffic, at its steady rate, with the flows in
+    /// progress at its start seen mid-way (TCP flows without their handshake). 0 = a cold
+    /// start: every flow is seen from its first packet, and the rate ramps up while the first
+    /// flows' lifetimes overlap.
+    pub warm_up_s: f64,
+}
+
+/// What decides a flow's length.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowLengths {
+    /// The aggregate model's per-kind joint draw of (packets, bytes, duration) sets the flow's
+    /// packet count; the LSTM writes the sequence: its END is not taken before the count, and
+    /// the flow is closed (TCP: with its teardown) when the count is reached. Flow sizes then
+    /// follow the training flows' distribution, heavy tail included.
+    #[default]
+    Aggregate,
+    /// The LSTM alone: the flow ends when it samples END (or a FIN/RST exchange). Sizes come
+    /// out geometric-like: the LSTM's state carries little of how long a flow has run.
+    Lstm,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +94,8 @@ impl Default for EngineConfig {
             max_live_flows: 100_000,
             max_flow_packets: 100_000,
             bank_per_component: DEFAULT_PER_COMPONENT,
+            flow_lengths: FlowLengths::default(),
+            warm_up_s: 0.0,
         }
     }
 }
@@ -83,6 +108,8 @@ pub enum EngineError {
     NoKinds(String),
     #[error("{0} must be a finite number > 0, not {1}")]
     Scale(&'static str, f64),
+    #[error("warm_up_s must be a finite number of seconds >= 0, not {0}")]
+    WarmUp(f64),
 }
 
 /// Counters of a run.
@@ -104,6 +131,8 @@ pub struct EngineStats {
     pub delayed_starts: u64,
     /// Largest number of flows alive at once.
     pub peak_live: usize,
+    /// Packets generated during the warm-up and left out (not in `packets`).
+    pub warm_up_packets: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,6 +160,12 @@ struct LiveFlow {
     packets: u32,
     /// LSTM tokens skipped in this flow (bounded, so a flow always ends).
     skipped: u32,
+    /// Packets the flow is to have in all (handshake and teardown included); `u32::MAX` when
+    /// the LSTM decides ([`FlowLengths::Lstm`]).
+    target: u32,
+    /// TCP: how the flow will close and whether the client's FIN comes first, drawn at its
+    /// start so that the length rule knows how many packets the teardown adds.
+    close: (Close, bool),
     /// Listed in `Engine::short` (waiting for the next round).
     listed: bool,
     /// Its first packet has left.
@@ -201,6 +236,31 @@ impl Ahead {
 }
 
 impl LiveFlow {
+    /// Packets the flow's close adds after its last data packet (the TCP teardown).
+    fn tail(&self) -> u32 {
+        if self.proto != Proto::Tcp || self.packets == 0 {
+            return 0;
+        }
+        match self.close.0 {
+            Close::FourWay => 4,
+            Close::ThreeWay => 3,
+            Close::Rst => 1,
+            Close::None => 0,
+        }
+    }
+
+    /// Whether the flow is short of its drawn length ([`FlowLengths::Aggregate`]): its LSTM's
+    /// END is not taken then.
+    fn wants_more(&self) -> bool {
+        self.target != u32::MAX && self.packets.saturating_add(self.tail()) < self.target
+    }
+
+    /// Whether a FIN or RST from the LSTM that adds `then` more packets may end the flow now:
+    /// always when the LSTM decides lengths, else only when it lands at the drawn length.
+    fn may_end_with(&self, then: u32) -> bool {
+        self.target == u32::MAX || self.packets.saturating_add(then) >= self.target
+    }
+
     fn record(&self, p: &Pending) -> SynthPacket {
         SynthPacket {
             flow_id: self.id,
@@ -244,7 +304,10 @@ pub struct Engine<'m> {
     /// Time of the last packet emitted.
     clock: i64,
     starts_left: Option<u64>,
+    /// Stream end, on the engine's clock (which runs from the warm-up's start).
     end_ns: Option<i64>,
+    /// Warm-up length: packets before it are left out, the rest are shifted back by it.
+    warm_ns: i64,
     batch: Batch,
     stats: EngineStats,
 }
@@ -266,6 +329,9 @@ impl<'m> Engine<'m> {
             if !(v.is_finite() && v > 0.0) {
                 return Err(EngineError::Scale(name, v));
             }
+        }
+        if !(cfg.warm_up_s.is_finite() && cfg.warm_up_s >= 0.0 && cfg.warm_up_s < 1e9) {
+            return Err(EngineError::WarmUp(cfg.warm_up_s));
         }
         let mut lstm: [Option<LeanLstm>; 3] = [None, None, None];
         let mut allowed = [false; 3];
@@ -305,6 +371,7 @@ impl<'m> Engine<'m> {
             clock: 0,
             starts_left: None,
             end_ns: None,
+            warm_ns: (cfg.warm_up_s * NS).round() as i64,
             batch: Batch { weights: vec![0.0; outputs], ..Batch::default() },
             stats: EngineStats::default(),
             cfg,
@@ -318,7 +385,7 @@ impl<'m> Engine<'m> {
 
     /// End the stream at `ns` from its start: no flow starts and no packet leaves at or after it.
     pub fn limit_duration(&mut self, ns: i64) {
-        self.end_ns = Some(ns);
+        self.end_ns = Some(ns.saturating_add(self.warm_ns));
     }
 
     pub fn stats(&self) -> &EngineStats {
@@ -363,6 +430,12 @@ impl<'m> Engine<'m> {
         }
         let id = self.next_id;
         self.next_id += 1;
+        let mut rng = SplitMix64::for_item(self.cfg.seed, id);
+        let close = self.heads.sample_close(&mut rng);
+        let target = match self.cfg.flow_lengths {
+            FlowLengths::Aggregate => d.packets.round().clamp(1.0, f64::from(u32::MAX - 1)) as u32,
+            FlowLengths::Lstm => u32::MAX,
+        };
         let proto = match d.kind {
             FlowKind::Connected => Proto::Tcp,
             FlowKind::Unconnected if d.ip_proto == 1 || d.ip_proto == 58 => Proto::IcmpEcho,
@@ -378,12 +451,14 @@ impl<'m> Engine<'m> {
             server_port: d.server_port,
             client_rank: d.client_rank,
             server_rank: d.server_rank,
-            rng: SplitMix64::for_item(self.cfg.seed, id),
+            rng,
             phase: if proto == Proto::Tcp { Phase::Handshake(0) } else { Phase::Data },
             t_ns: t,
             token: self.lstm[d.kind.index()].as_ref().map_or(0, LeanLstm::start_token),
             packets: 0,
             skipped: 0,
+            target,
+            close,
             listed: true,
             begun: false,
             ip_hdr: if d.v6 { 40 } else { 20 },
@@ -451,7 +526,9 @@ impl<'m> Engine<'m> {
                 rules.stats.lstm_steps += n as u64;
                 for (i, &s) in b.slots[k].iter().enumerate() {
                     let Some(f) = self.flows[s].as_mut() else { continue };
-                    let token = sample_logits(&b.logits[i * out..(i + 1) * out], &mut b.weights, &mut f.rng);
+                    // END is the last output: left out while the flow is short of its length
+                    let logits = &b.logits[i * out..(i + 1) * out - usize::from(f.wants_more())];
+                    let token = sample_logits(logits, &mut b.weights, &mut f.rng);
                     rules.consume(f, token);
                     active.push(s as u32);
                 }
@@ -513,6 +590,9 @@ impl Rules<'_> {
                     if f.packets >= self.cfg.max_flow_packets {
                         self.stats.truncated_flows += 1;
                         self.close(f);
+                    } else if f.target != u32::MAX && !f.wants_more() {
+                        // the drawn length is reached (with the teardown to come)
+                        self.close(f);
                     } else if self.lstm[f.kind.index()].is_none() {
                         self.close(f);
                     } else {
@@ -547,19 +627,21 @@ impl Rules<'_> {
             if f.skipped > MAX_SKIPPED {
                 self.close(f);
             }
-        } else if fl.has(TcpFlags::RST) {
+        } else if fl.has(TcpFlags::RST) && f.may_end_with(1) {
             // the LSTM resets the flow here
             push(f, dt_ns, p.direction, f.ip_hdr + 20, TcpFlags::RST | TcpFlags::ACK);
             f.phase = Phase::Done;
             if let Some(l) = f.queue.back_mut() {
                 l.last = true;
             }
-        } else if fl.has(TcpFlags::FIN) {
-            // the LSTM's FIN, with its data (a server often sends its last bytes with FIN);
+        } else if fl.has(TcpFlags::FIN) && f.may_end_with(3) {
+            // the LSTM's FIN (at the flow's end), with its data (a server often sends its last bytes with FIN);
             // the heads finish the exchange
             push(f, dt_ns, p.direction, size, (p.tcp_flags & TcpFlags::PSH) | TcpFlags::FIN | TcpFlags::ACK);
             self.close_after(f, Some(p.direction));
         } else {
+            // data; also a FIN or RST drawn before the flow's length is reached: its bytes
+            // and timing, as a data segment (the close comes at the length)
             push(f, dt_ns, p.direction, size, (p.tcp_flags & TcpFlags::PSH) | TcpFlags::ACK);
         }
     }
@@ -573,7 +655,7 @@ impl Rules<'_> {
     /// the rest of a FIN exchange comes from the heads. With `None`, the whole teardown does.
     fn close_after(&mut self, f: &mut LiveFlow, fin_from: Option<Direction>) {
         if f.proto == Proto::Tcp && f.packets > 0 {
-            let (mut close, client_first) = self.heads.sample_close(&mut f.rng);
+            let (mut close, client_first) = f.close;
             let first = fin_from.unwrap_or(if client_first { Direction::Forward } else { Direction::Backward });
             let (a, b) = (first, if first == Direction::Forward { Direction::Backward } else { Direction::Forward });
             if fin_from.is_some() && !matches!(close, Close::FourWay | Close::ThreeWay) {
@@ -696,8 +778,12 @@ impl Iterator for Engine<'_> {
                 None => rekey(&mut self.heap, (p.ts_ns, f.id, slot)),
             }
             self.clock = p.ts_ns;
+            if p.ts_ns < self.warm_ns {
+                self.stats.warm_up_packets += 1;
+                continue;
+            }
             self.stats.packets[p.kind().index()] += 1;
-            return Some(p);
+            return Some(SynthPacket { ts_ns: p.ts_ns - self.warm_ns, ..p });
         }
     }
 }

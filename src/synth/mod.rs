@@ -9,7 +9,7 @@
 pub mod engine;
 pub mod script;
 
-pub use engine::{Engine, EngineConfig, EngineError, EngineStats};
+pub use engine::{Engine, EngineConfig, EngineError, EngineStats, FlowLengths};
 
 use crate::flow::{Direction, FlowKind};
 
