@@ -194,7 +194,7 @@ mod tests {
         let flows: Vec<Vec<i64>> = (0..200).map(|_| vec![0, 1, 0, 1, 0, 1]).collect();
         let shape = LstmShape { k: 2, embed: 8, hidden: 16, layers: 1, window: 8 };
         let mut m = FlowLstm::new(shape, Device::Cpu);
-        let s = TrainSettings { epochs: 60, batch: 32, lr: 0.02, patience: 100, seed: 1, max_per_epoch: usize::MAX };
+        let s = TrainSettings { epochs: 60, batch: 32, lr: 0.02, patience: 100, seed: 1, max_per_epoch: usize::MAX, min_batches: 0 };
         let curve = m.train(&flows, &flows[..20], &s, 10_000, |_, _, _| {});
         assert!(curve.train.last().unwrap() < &(curve.train[0] * 0.3), "{:?}", curve.train);
         // generate greedily: must alternate and end after 6

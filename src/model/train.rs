@@ -15,6 +15,7 @@ use super::gmm::{Gmm, GmmError, GmmFitOptions};
 use super::manifest::{AggregateLevel, Features, FlowLevel, KindCounts, Manifest, PacketLevel, TrainingSummary, FORMAT_VERSION};
 use super::scaler::Scaler;
 use super::payload_support::PayloadSupport;
+use super::gap_support::GapSupport;
 use super::tcp_heads::TcpHeads;
 use super::vae::{TrainSettings, Vae, VaeShape};
 use super::Model;
@@ -192,6 +193,7 @@ pub fn train(paths: &[PathBuf], opts: &TrainOptions, progress: &mut dyn FnMut(Pr
         patience: opts.patience,
         seed: opts.seed + seed_off,
         max_per_epoch: per_epoch,
+        min_batches: super::vae::MIN_BATCHES,
     };
     let vae_loss = vae.train(&xt, &xv, opts.beta, &settings(1, 512, 2e-3, opts.vae_rows_per_epoch), |epoch, train, validation| {
         progress(Progress::Epoch { level: "packet VAE".into(), epoch, epochs: opts.epochs, train, validation })
@@ -251,6 +253,7 @@ pub fn train(paths: &[PathBuf], opts: &TrainOptions, progress: &mut dyn FnMut(Pr
     let aggregate = Aggregate::fit(&ds.flow_rows, opts.aggregate_k_max, opts.seed + 7)?;
     let tcp = TcpHeads::fit(&ds, (0..ds.flows.len()).filter(|&i| !is_val[i]));
     let payload = PayloadSupport::fit(&ds, train_rows.iter().copied());
+    let gaps = GapSupport::fit(&ds, train_rows.iter().copied());
     let seconds_aggregate = t2.elapsed().as_secs_f64();
     progress(Progress::LevelDone { level: "aggregate".into(), seconds: seconds_aggregate });
 
@@ -278,7 +281,7 @@ pub fn train(paths: &[PathBuf], opts: &TrainOptions, progress: &mut dyn FnMut(Pr
         aggregate: AggregateLevel { gmm_k_max: opts.aggregate_k_max, flows: counts },
         training: TrainingSummary { packets: n as u64, vae_loss, lstm_loss, seconds_packet, seconds_flow, seconds_aggregate },
     };
-    Ok(Model { manifest, vae, packet_gmm: fit.gmm, lstm, aggregate, tcp, payload })
+    Ok(Model { manifest, vae, packet_gmm: fit.gmm, lstm, aggregate, tcp, payload, gaps })
 }
 
 #[cfg(test)]

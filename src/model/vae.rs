@@ -58,7 +58,14 @@ pub struct TrainSettings {
     /// Rows (VAE) or windows (LSTM) visited per epoch at most: each epoch takes a fresh seeded
     /// sample of this size, so an epoch's cost does not grow with the capture.
     pub max_per_epoch: usize,
+    /// Optimiser steps per epoch at least (within `max_per_epoch`): a small capture's epoch
+    /// goes over its rows several times, each time in a fresh seeded order, so that a few
+    /// hundred packets still get a few hundred steps in a short training.
+    pub min_batches: usize,
 }
+
+/// Default of [`TrainSettings::min_batches`].
+pub const MIN_BATCHES: usize = 32;
 
 /// Loss per epoch.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -258,14 +265,27 @@ pub fn seeded_init(vs: &mut nn::VarStore, seed: u64) {
 /// `s.max_per_epoch` rows, batches of `s.batch`; `step` trains on the row indices of a batch and
 /// returns its loss. Returns the mean batch loss. Shared by every level's training loop.
 pub fn epoch_batches(n: i64, s: &TrainSettings, rng: &mut SplitMix64, device: Device, mut step: impl FnMut(&Tensor) -> f64) -> f64 {
-    let perm = permutation(n as usize, rng, device);
-    let n_epoch = n.min(i64::try_from(s.max_per_epoch).unwrap_or(i64::MAX));
-    let (mut total, mut batches, mut start) = (0.0, 0u32, 0);
-    while start < n_epoch {
-        let end = (start + s.batch as i64).min(n_epoch);
-        total += step(&perm.narrow(0, start, end - start));
+    let max = i64::try_from(s.max_per_epoch).unwrap_or(i64::MAX);
+    let batch = s.batch.max(1) as i64;
+    // rows to visit: the data once (or max_per_epoch), raised to min_batches full batches
+    let want = n.min(max).max(i64::try_from(s.min_batches).unwrap_or(0).saturating_mul(batch).min(max));
+    if n <= 0 {
+        return 0.0;
+    }
+    let (mut total, mut batches, mut done) = (0.0, 0u32, 0i64);
+    let mut perm = permutation(n as usize, rng, device);
+    let mut start = 0i64;
+    while done < want {
+        if start >= n {
+            // the data again, in a new order
+            perm = permutation(n as usize, rng, device);
+            start = 0;
+        }
+        let len = batch.min(want - done).min(n - start);
+        total += step(&perm.narrow(0, start, len));
         batches += 1;
-        start = end;
+        start += len;
+        done += len;
     }
     total / f64::from(batches.max(1))
 }
@@ -295,4 +315,39 @@ pub fn restore(vs: &mut nn::VarStore, w: &[(String, Tensor)]) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod epoch_tests {
+    use super::*;
+
+    fn visits(n: i64, batch: usize, max_per_epoch: usize, min_batches: usize) -> (Vec<usize>, Vec<i64>) {
+        let s = TrainSettings { epochs: 1, batch, lr: 0.0, patience: 1, seed: 1, max_per_epoch, min_batches };
+        let mut rng = SplitMix64::new(4);
+        let (mut sizes, mut seen) = (Vec::new(), vec![0i64; n as usize]);
+        epoch_batches(n, &s, &mut rng, Device::Cpu, |idx| {
+            let v = Vec::<i64>::try_from(idx).unwrap();
+            sizes.push(v.len());
+            v.iter().for_each(|&i| seen[i as usize] += 1);
+            0.0
+        });
+        (sizes, seen)
+    }
+
+    #[test]
+    fn a_small_set_is_visited_again_up_to_the_minimum_of_batches() {
+        let (sizes, seen) = visits(10, 4, usize::MAX, 8);
+        assert_eq!(sizes.iter().sum::<usize>(), 32, "8 full batches: {sizes:?}");
+        assert!(sizes.iter().all(|&s| s <= 4));
+        // every row 3 or 4 times (each pass is a full permutation)
+        assert!(seen.iter().all(|&c| c == 3 || c == 4), "{seen:?}");
+        // a large set: one pass, as before the minimum
+        let (sizes, seen) = visits(1000, 64, usize::MAX, 8);
+        assert_eq!((sizes.len(), sizes.iter().sum::<usize>()), (16, 1000));
+        assert!(seen.iter().all(|&c| c == 1));
+        // the per-epoch cap bounds both
+        let (sizes, _) = visits(10, 4, 12, 8);
+        assert_eq!(sizes.iter().sum::<usize>(), 12);
+        assert_eq!(visits(0, 4, usize::MAX, 8).0.len(), 0);
+    }
 }
