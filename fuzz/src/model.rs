@@ -20,7 +20,7 @@ use trafgen::synth::engine::{Engine, EngineConfig};
 pub fn files() -> Vec<String> {
     let mut v = vec![store::MANIFEST.to_string(), store::PACKET_VAE.into(), store::PACKET_GMM.into()];
     v.extend(FlowKind::ALL.iter().map(|k| store::flow_lstm_file(k.name())));
-    v.extend([store::AGGREGATE.into(), store::TCP_HEADS.into(), store::PAYLOAD_SUPPORT.into()]);
+    v.extend([store::AGGREGATE.into(), store::TCP_HEADS.into(), store::PAYLOAD_SUPPORT.into(), store::GAP_SUPPORT.into()]);
     v
 }
 

@@ -15,6 +15,7 @@
 pub mod aggregate;
 pub mod dataset;
 pub mod flow_lstm;
+pub mod gap_support;
 pub mod gmm;
 pub mod lean_lstm;
 pub mod manifest;
@@ -38,6 +39,7 @@ use flow_lstm::FlowLstm;
 use gmm::Gmm;
 use manifest::Manifest;
 use store::ModelError;
+use gap_support::GapSupport;
 use payload_support::PayloadSupport;
 use tcp_heads::TcpHeads;
 use vae::Vae;
@@ -52,6 +54,8 @@ pub struct Model {
     pub tcp: TcpHeads,
     /// Payload lengths that recur in training; decoded packets snap to them.
     pub payload: PayloadSupport,
+    /// Time gaps that recur in training (periodic traffic); decoded gaps snap to them.
+    pub gaps: GapSupport,
 }
 
 /// A packet decoded from a component.
@@ -109,7 +113,15 @@ impl Model {
         let support_path = dir.join(store::PAYLOAD_SUPPORT);
         let t = store::read_tensors(&support_path)?;
         let payload = PayloadSupport::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: support_path, msg })?;
-        Ok(Model { manifest, vae, packet_gmm, lstm, aggregate, tcp, payload })
+        // recurring gaps: a file of its own, absent in models made before it
+        let gap_path = dir.join(store::GAP_SUPPORT);
+        let gaps = if gap_path.exists() {
+            let t = store::read_tensors(&gap_path)?;
+            GapSupport::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: gap_path, msg })?
+        } else {
+            GapSupport::default()
+        };
+        Ok(Model { manifest, vae, packet_gmm, lstm, aggregate, tcp, payload, gaps })
     }
 
     /// Writes the model directory (created if needed).
@@ -125,6 +137,7 @@ impl Model {
         store::write_tensors(&dir.join(store::AGGREGATE), &self.aggregate.named_tensors())?;
         store::write_tensors(&dir.join(store::TCP_HEADS), &self.tcp.named_tensors())?;
         store::write_tensors(&dir.join(store::PAYLOAD_SUPPORT), &self.payload.named_tensors())?;
+        store::write_tensors(&dir.join(store::GAP_SUPPORT), &self.gaps.named_tensors())?;
         store::write_manifest(dir, &self.manifest)
     }
 
@@ -133,7 +146,7 @@ impl Model {
     }
 
     /// Decodes packets from GMM `components` (one latent draw each from the project RNG);
-    /// payload lengths near a recurring training length become that length.
+    /// payload lengths and time gaps near a recurring training value become that value.
     pub fn sample_packets(&self, components: &[usize], rng: &mut SplitMix64) -> Vec<PacketSample> {
         if components.is_empty() {
             return Vec::new();
@@ -149,6 +162,9 @@ impl Model {
             .map(|v| {
                 let mut p = decode_row(v, rng);
                 p.size = p.header_len + self.payload.snap(p.size - p.header_len);
+                if p.time_diff_s > 0.0 {
+                    p.time_diff_s = self.gaps.snap(p.time_diff_s);
+                }
                 p
             })
             .collect()

@@ -16,6 +16,8 @@ pub const PACKET_GMM: &str = "packet_gmm.safetensors";
 pub const AGGREGATE: &str = "aggregate_gmm.safetensors";
 pub const TCP_HEADS: &str = "tcp_heads.safetensors";
 pub const PAYLOAD_SUPPORT: &str = "payload_support.safetensors";
+/// Recurring time gaps; optional (models made before it have none).
+pub const GAP_SUPPORT: &str = "gap_support.safetensors";
 
 pub fn flow_lstm_file(kind: &str) -> String {
     format!("flow_lstm_{kind}.safetensors")
