@@ -222,6 +222,21 @@ fn flow_sizes_follow_the_aggregate_model() {
 }
 
 #[test]
+fn tcp_flows_open_with_a_handshake_as_often_as_in_training() {
+    let mut m = load();
+    m.aggregate.tcp_open_p = 0.3;
+    let cfg = EngineConfig { seed: 8, arrival_scale: 1000.0, flow_kinds: vec![FlowKind::Connected], ..Default::default() };
+    let mut e = Engine::new(&m, cfg).unwrap();
+    e.limit_flows(2000);
+    let mut first: std::collections::HashMap<u64, u16> = Default::default();
+    for p in e.by_ref() {
+        first.entry(p.flow_id).or_insert(p.tcp_flags);
+    }
+    let opened = first.values().filter(|&&f| f & trafgen::capture::TcpFlags::SYN != 0).count() as f64 / first.len() as f64;
+    assert!((opened - 0.3).abs() < 0.04, "{opened:.3} of TCP flows open with SYN, the model says 0.3");
+}
+
+#[test]
 fn a_warm_start_is_the_cold_streams_continuation_seen_mid_stream_and_valid() {
     let m = load();
     let cfg = EngineConfig { seed: 6, arrival_scale: 50.0, ..Default::default() };
@@ -256,6 +271,17 @@ fn a_warm_start_is_the_cold_streams_continuation_seen_mid_stream_and_valid() {
     generate(&p, &["--duration", "10", "--warm-up", "60", "--pps", "500", "--seed", "2"]);
     let o = trafgen(&["validate", p.to_str().unwrap()]);
     assert!(o.status.success(), "violations:\n{}", String::from_utf8_lossy(&o.stdout));
+    // in the file too: TCP flows whose first frame is no SYN (the wire stage makes up no
+    // handshake for them)
+    let csv = d.path().join("features");
+    assert!(trafgen(&["inspect", "--features-csv", csv.to_str().unwrap(), p.to_str().unwrap()]).status.success());
+    let flows = std::fs::read_to_string(csv.join("flows.csv")).unwrap();
+    let mut lines = flows.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let (kind, mid) = (header.iter().position(|&h| h == "kind").unwrap(), header.iter().position(|&h| h == "mid_stream").unwrap());
+    let tcp: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect::<Vec<_>>()).filter(|c| c[kind] == "connected").collect();
+    let mid_stream = tcp.iter().filter(|c| c[mid] == "1").count();
+    assert!(mid_stream > 0 && mid_stream < tcp.len(), "{mid_stream} of {} TCP flows in the file mid-stream", tcp.len());
 }
 
 /// Records in `path` read by our reader (every one whole: a cut record is an error), and

@@ -52,6 +52,9 @@ pub struct Aggregate {
     pub v6_share: [f64; 3],
     pub client_rank: Vec<f64>,
     pub server_rank: Vec<f64>,
+    /// Probability that a TCP flow is seen from its SYN (else from the middle: a capture of a
+    /// backbone link for milliseconds sees almost no opening; one of a LAN for hours, most).
+    pub tcp_open_p: f64,
 }
 
 /// A flow drawn from the aggregate model.
@@ -100,6 +103,23 @@ fn port_table<'a>(rows: impl Iterator<Item = &'a FlowRow>) -> Vec<Weighted<(u16,
     pv.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     pv.truncate(MAX_PORTS);
     normalise(pv)
+}
+
+/// Share of TCP flows seen from their SYN. Flows first seen within the typical (median)
+/// connected flow's lifetime from their capture's start are mostly flows that were in progress
+/// when the capture began, not flows that open without a handshake, so they are left out when
+/// at least 8 flows remain.
+fn tcp_open_share(rows: &[FlowRow]) -> f64 {
+    let conn: Vec<&FlowRow> = rows.iter().filter(|r| r.kind == FlowKind::Connected).collect();
+    if conn.is_empty() {
+        return 1.0;
+    }
+    let mut d: Vec<f64> = conn.iter().map(|r| r.duration_s).collect();
+    d.sort_by(f64::total_cmp);
+    let settle = d[d.len() / 2];
+    let later: Vec<&&FlowRow> = conn.iter().filter(|r| r.since_capture_start_s > settle).collect();
+    let pool: Vec<&FlowRow> = if later.len() >= 8 { later.into_iter().copied().collect() } else { conn };
+    pool.iter().filter(|r| !r.mid_stream).count() as f64 / pool.len() as f64
 }
 
 /// Rank–frequency distribution of flows per host (most popular first), at most MAX_RANKS.
@@ -199,6 +219,7 @@ impl Aggregate {
             v6_share,
             client_rank: ranks(rows.iter().map(|r| r.client_host)),
             server_rank: ranks(rows.iter().map(|r| r.server_host)),
+            tcp_open_p: tcp_open_share(rows),
         })
     }
 
@@ -250,6 +271,7 @@ impl Aggregate {
             ("gap_range".to_string(), Tensor::from_slice(&self.gap_range)),
             ("client_rank".to_string(), Tensor::from_slice(&self.client_rank)),
             ("server_rank".to_string(), Tensor::from_slice(&self.server_rank)),
+            ("tcp_open_p".to_string(), Tensor::from_slice(&[self.tcp_open_p])),
         ];
         if let Some(g) = &self.gap {
             out.extend(g.named_tensors("gap"));
@@ -312,6 +334,14 @@ impl Aggregate {
             v6_share: arr3("v6_share")?,
             client_rank: f64s("client_rank")?,
             server_rank: f64s("server_rank")?,
+            // absent in models made before it: every TCP flow opened
+            tcp_open_p: match get("tcp_open_p") {
+                None => 1.0,
+                Some(_) => match f64s("tcp_open_p")?.as_slice() {
+                    [p] if (0.0..=1.0).contains(p) => *p,
+                    _ => return Err("tensor `tcp_open_p` must be one probability".into()),
+                },
+            },
         };
         for kind in FlowKind::ALL {
             let k = kind.index();
@@ -361,6 +391,8 @@ mod tests {
             ip_version: 4,
             client_host: rng.below(20) as u32,
             server_host: rng.below(5) as u32,
+            mid_stream: false,
+            since_capture_start_s: 0.0,
         };
         let mut v: Vec<FlowRow> = (0..40).map(|_| row(5004, 3000, 60.0, &mut rng)).collect();
         v.extend((0..160).map(|_| row(53, 2, 0.01, &mut rng)));
@@ -402,5 +434,51 @@ mod tests {
         let mut r = SplitMix64::new(3);
         let ports: Vec<u16> = (0..500).map(|_| older.sample_flow(&mut r).server_port).collect();
         assert!(ports.contains(&53) && ports.contains(&5004));
+    }
+}
+
+#[cfg(test)]
+mod open_tests {
+    use super::*;
+
+    fn tcp(mid_stream: bool, since_capture_start_s: f64, duration_s: f64) -> FlowRow {
+        FlowRow {
+            kind: FlowKind::Connected,
+            gap_s: Some(0.1),
+            packets: 10,
+            bytes: 1000,
+            duration_s,
+            server_port: 443,
+            ip_proto: 6,
+            ip_version: 4,
+            client_host: 0,
+            server_host: 1,
+            mid_stream,
+            since_capture_start_s,
+        }
+    }
+
+    #[test]
+    fn the_open_share_leaves_out_flows_in_progress_at_the_capture_start() {
+        // a LAN capture: 10 flows in progress at the start (first seen in the first seconds,
+        // no SYN), then 40 flows opened with SYN and 2 idle connections resuming without one
+        let mut rows: Vec<FlowRow> = (0..10).map(|i| tcp(true, 0.1 * f64::from(i), 20.0)).collect();
+        rows.extend((0..40).map(|i| tcp(false, 30.0 + f64::from(i), 5.0)));
+        rows.extend((0..2).map(|i| tcp(true, 80.0 + f64::from(i), 5.0)));
+        assert!((tcp_open_share(&rows) - 40.0 / 42.0).abs() < 1e-9);
+        // a backbone capture of milliseconds: flows last longer than it, none is seen opening
+        let mut rows: Vec<FlowRow> = (0..300).map(|i| tcp(true, 1e-5 * f64::from(i), 1e-6)).collect();
+        rows.extend((0..3).map(|i| tcp(false, 1e-3 + 1e-5 * f64::from(i), 1e-4)));
+        assert!((tcp_open_share(&rows) - 0.01).abs() < 0.005, "{}", tcp_open_share(&rows));
+        assert_eq!(tcp_open_share(&[]), 1.0);
+        // stored and read back; a model without the tensor opens every flow
+        let agg = Aggregate::fit(&rows, 4, 1).unwrap();
+        let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
+        let back = Aggregate::from_named(&|n| named.get(n).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!(back.tcp_open_p, agg.tcp_open_p);
+        let older = Aggregate::from_named(&|n| named.get(n).filter(|_| n != "tcp_open_p").map(|t| t.shallow_clone())).unwrap();
+        assert_eq!(older.tcp_open_p, 1.0);
+        let bad = Aggregate::from_named(&|n| if n == "tcp_open_p" { Some(Tensor::from_slice(&[1.5f64])) } else { named.get(n).map(|t| t.shallow_clone()) });
+        assert!(bad.is_err());
     }
 }

@@ -85,6 +85,10 @@ pub struct FlowRow {
     /// Index of the client / server host in order of first appearance.
     pub client_host: u32,
     pub server_host: u32,
+    /// Its first packet is not the opening one (a TCP flow seen without its SYN).
+    pub mid_stream: bool,
+    /// Seconds from its capture's first packet to its own first packet.
+    pub since_capture_start_s: f64,
 }
 
 /// One training input.
@@ -125,6 +129,8 @@ struct Collector {
     flow_kind: FxHashMap<u64, FlowKind>,
     flow_rows: Vec<(u64, FlowRow)>,
     hosts: FxHashMap<[u8; 16], u32>,
+    /// First packet time of the current capture.
+    file_first_ns: Option<i64>,
 }
 
 impl Collector {
@@ -138,8 +144,10 @@ impl Observer for Collector {
     fn file_start(&mut self, _p: &Path, _f: FileFormat, _l: LinkType) {
         // flow ids keep counting across files; host identities are per capture
         self.hosts.clear();
+        self.file_first_ns = None;
     }
-    fn packet(&mut self, _p: &Packet, a: Option<&Assignment>, f: Option<&PacketFeatures>) {
+    fn packet(&mut self, p: &Packet, a: Option<&Assignment>, f: Option<&PacketFeatures>) {
+        self.file_first_ns.get_or_insert(p.ts_ns);
         if let (Some(a), Some(f)) = (a, f) {
             self.keys.push((a.flow_id, a.position.min(u64::from(u32::MAX)) as u32));
             self.rows.extend_from_slice(&packet_vector(f));
@@ -162,6 +170,8 @@ impl Observer for Collector {
                 ip_version: ff.ip_version,
                 client_host,
                 server_host,
+                mid_stream: ff.mid_stream,
+                since_capture_start_s: self.file_first_ns.map_or(0.0, |t| (ff.start_ns - t).max(0) as f64 / 1e9),
             },
         ));
     }

@@ -432,6 +432,8 @@ impl<'m> Engine<'m> {
         self.next_id += 1;
         let mut rng = SplitMix64::for_item(self.cfg.seed, id);
         let close = self.heads.sample_close(&mut rng);
+        // a TCP flow seen from the middle (no handshake), as often as in training
+        let mid_stream = d.kind == FlowKind::Connected && rng.next_f64() >= self.model.aggregate.tcp_open_p;
         let target = match self.cfg.flow_lengths {
             FlowLengths::Aggregate => d.packets.round().clamp(1.0, f64::from(u32::MAX - 1)) as u32,
             FlowLengths::Lstm => u32::MAX,
@@ -452,7 +454,7 @@ impl<'m> Engine<'m> {
             client_rank: d.client_rank,
             server_rank: d.server_rank,
             rng,
-            phase: if proto == Proto::Tcp { Phase::Handshake(0) } else { Phase::Data },
+            phase: if proto == Proto::Tcp && !mid_stream { Phase::Handshake(0) } else { Phase::Data },
             t_ns: t,
             token: self.lstm[d.kind.index()].as_ref().map_or(0, LeanLstm::start_token),
             packets: 0,

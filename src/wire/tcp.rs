@@ -1,7 +1,8 @@
 //! Per-flow TCP state for generated connections: what a real stack would send next.
 //!
 //! The generator says "a packet of this size, these flags, this direction"; this module turns
-//! that into a segment a real TCP could have sent: the 3-way handshake first (SYN options
+//! that into a segment a real TCP could have sent: the 3-way handshake first, unless the
+//! flow's first record carries no SYN (a flow seen from the middle, sent without options) (SYN options
 //! chosen to match the SYN's size: none, MSS, MSS+WS, Windows-style with SACK, Linux-style with
 //! SACK and timestamps), then seq/ack that advance by the payload actually sent, the ACK flag on
 //! everything after the SYN, timestamps with a monotonic 1 kHz TSval when negotiated, FIN or
@@ -141,6 +142,13 @@ impl TcpConn {
             Stage::Reset => {
                 rep.dropped_after_rst += 1;
                 None
+            }
+            Stage::New if f & 0x02 == 0 => {
+                // a flow seen from the middle (a TCP flow the model starts mid-stream, or one
+                // in progress when a warm-started stream begins): no handshake is made up; no
+                // options are known to be negotiated, so segments carry none
+                self.stage = Stage::Established;
+                self.next(from_client, flags, size, ip_hdr, mtu, now_ns, rep)
             }
             Stage::New => {
                 if !(from_client && f & 0x12 == 0x02) {
@@ -326,11 +334,26 @@ mod tests {
     }
 
     #[test]
+    fn a_flow_seen_from_the_middle_gets_no_handshake() {
+        let mut c = conn();
+        let mut rep = Repairs::default();
+        // the server's data first: sent as it is, with sequence numbers from the ISNs
+        let a = c.next(false, 0x18, 540, 20, 1500, 0, &mut rep).unwrap();
+        assert_eq!((a.from_client, a.flags, a.payload_len, a.options_len), (false, 0x18, 500, 0));
+        let b = c.next(true, 0x10, 40, 20, 1500, 1, &mut rep).unwrap();
+        assert_eq!((b.flags, b.payload_len), (0x10, 0));
+        assert_eq!(b.ack, a.seq.wrapping_add(500), "the client acknowledges the server's bytes");
+        let f = c.next(true, 0x11, 40, 20, 1500, 2, &mut rep).unwrap();
+        assert_eq!((f.flags, f.seq), (0x11, b.seq));
+        assert_eq!(rep, Repairs::default(), "nothing repaired");
+    }
+
+    #[test]
     fn conflicts_are_repaired_and_counted() {
         let mut c = conn();
         let mut rep = Repairs::default();
-        // data first: forced into SYN, SYN-ACK, ACK
-        let a = c.next(false, 0x18, 500, 20, 1500, 0, &mut rep).unwrap();
+        // a SYN-ACK first: forced into SYN, SYN-ACK, ACK
+        let a = c.next(false, 0x12, 500, 20, 1500, 0, &mut rep).unwrap();
         assert_eq!(a.flags, 0x02);
         assert!(a.from_client);
         let b = c.next(true, 0x18, 500, 20, 1500, 1, &mut rep).unwrap();
