@@ -8,6 +8,6 @@ use trafgen_fuzz::MemFile;
 
 static FILE: OnceLock<MemFile> = OnceLock::new();
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: trafgen_fuzz::ignore_sigpipe(), |data: &[u8]| {
     trafgen_fuzz::capture::run_differential(FILE.get_or_init(|| MemFile::new("differential")), data);
 });

@@ -751,6 +751,13 @@ allowlist = [
     }
 
     #[test]
+    fn an_empty_key_is_an_unknown_field_located_like_any_other() {
+        // found by the config fuzz target: TOML allows `''` as a key
+        let shown = check_err("''='''''4='''''", 1, 1, "");
+        assert!(shown.contains("unknown field ``"), "{shown}");
+    }
+
+    #[test]
     fn daemon_table_is_optional() {
         let cfg = parse(&stream_with("")).expect("valid");
         assert_eq!(cfg.daemon, DaemonConfig::default());
