@@ -222,6 +222,24 @@ fn flow_sizes_follow_the_aggregate_model() {
 }
 
 #[test]
+fn the_rate_that_pps_divides_by_is_the_long_run_rate() {
+    let m = load();
+    // flows capped at 100 packets, so that 10,000 flows pin the long-run mean down
+    let cfg = EngineConfig { seed: 9, max_flow_packets: 100, ..Default::default() };
+    let rate = Engine::pilot_rate(&m, &cfg, 5_000).unwrap();
+    let mut e = Engine::new(&m, cfg).unwrap();
+    e.limit_flows(10_000);
+    let (mut n, mut last) = (0u64, 0i64);
+    for p in e.by_ref() {
+        n += 1;
+        last = p.ts_ns;
+    }
+    let realised = n as f64 / (last as f64 / 1e9);
+    eprintln!("estimated {:.3} pps, realised {realised:.3} over {n} packets", rate.pps);
+    assert!((realised / rate.pps - 1.0).abs() < 0.05, "estimated {:.3} pps, realised {realised:.3} over {n} packets", rate.pps);
+}
+
+#[test]
 fn tcp_flows_open_with_a_handshake_as_often_as_in_training() {
     let mut m = load();
     m.aggregate.tcp_open_p = 0.3;
