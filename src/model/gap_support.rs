@@ -13,6 +13,7 @@
 use tch::{Kind, Tensor};
 
 use super::dataset::{col, Dataset};
+use super::payload_support::nearest;
 
 /// Share of training gaps a spike needs.
 pub const MIN_SHARE: f64 = 0.01;
@@ -76,13 +77,7 @@ impl GapSupport {
 
     /// `gap_s`, or the nearest recurring gap when it is close enough.
     pub fn snap(&self, gap_s: f64) -> f64 {
-        let i = self.values.partition_point(|&v| v < gap_s);
-        let near = [i.checked_sub(1), Some(i)]
-            .into_iter()
-            .flatten()
-            .filter_map(|j| self.values.get(j).copied())
-            .min_by(|a, b| (a - gap_s).abs().total_cmp(&(b - gap_s).abs()));
-        match near {
+        match nearest(&self.values, gap_s, |a, b| (a - b).abs()) {
             Some(v) if (v - gap_s).abs() <= SNAP_TOLERANCE * v => v,
             _ => gap_s,
         }

@@ -25,6 +25,13 @@ pub struct PayloadSupport {
     pub values: Vec<u32>,
 }
 
+/// The value of ascending `values` nearest to `x` by `dist` (`None` when empty): one of the two
+/// around `x`'s place. Shared with the gap support.
+pub(super) fn nearest<T: Copy + PartialOrd>(values: &[T], x: T, dist: impl Fn(T, T) -> f64) -> Option<T> {
+    let i = values.partition_point(|&v| v < x);
+    [i.checked_sub(1), Some(i)].into_iter().flatten().filter_map(|j| values.get(j).copied()).min_by(|&a, &b| dist(a, x).total_cmp(&dist(b, x)))
+}
+
 impl PayloadSupport {
     /// The recurring payload lengths of rows `rows` of `ds`.
     pub fn fit(ds: &Dataset, rows: impl Iterator<Item = usize>) -> PayloadSupport {
@@ -47,13 +54,7 @@ impl PayloadSupport {
 
     /// `payload`, or the nearest recurring length when it is close enough.
     pub fn snap(&self, payload: u32) -> u32 {
-        let i = self.values.partition_point(|&v| v < payload);
-        let near = [i.checked_sub(1), Some(i)]
-            .into_iter()
-            .flatten()
-            .filter_map(|j| self.values.get(j).copied())
-            .min_by_key(|&v| v.abs_diff(payload));
-        match near {
+        match nearest(&self.values, payload, |a, b| f64::from(a.abs_diff(b))) {
             Some(v) if f64::from(v.abs_diff(payload)) <= (SNAP_TOLERANCE * f64::from(v)).max(8.0) => v,
             _ => payload,
         }
