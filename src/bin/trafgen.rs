@@ -296,6 +296,10 @@ struct SendArgs {
     /// Address plan and frame settings for a model (TOML with any WireConfig field).
     #[arg(long, value_name = "FILE", requires = "model")]
     wire_config: Option<PathBuf>,
+    /// Model: start warm, at the steady rate, with flows in progress (as `generate --warm-up`;
+    /// this many seconds of traffic are generated first, before the first frame leaves).
+    #[arg(long, value_name = "SECONDS", requires = "model")]
+    warm_up: Option<f64>,
     /// Model: stop starting flows after this many.
     #[arg(long, requires = "model")]
     flows: Option<u64>,
@@ -596,7 +600,7 @@ fn send(args: &SendArgs) -> Result<()> {
     let source = match (&args.model, &args.pcap) {
         (Some(dir), _) => SourceSpec::Model {
             dir: dir.clone(),
-            engine: trafgen::synth::EngineConfig { seed: args.seed, ..Default::default() },
+            engine: trafgen::synth::EngineConfig { seed: args.seed, warm_up_s: args.warm_up.unwrap_or(0.0), ..Default::default() },
             wire: match &args.wire_config {
                 Some(p) => trafgen::wire::WireConfig::load(p)?,
                 None => trafgen::wire::WireConfig::default(),

@@ -111,6 +111,9 @@ pub struct Controls {
     pub fifo_priority: Option<i32>,
     /// Model only: a wire-settings TOML (any `WireConfig` field); `[stream.addresses]` wins.
     pub wire_config: Option<PathBuf>,
+    /// Model only: seconds of traffic generated before the first frame and left out, so the
+    /// stream starts at its steady rate with flows in progress (a warm start).
+    pub warm_up_s: Option<f64>,
 }
 
 /// What a stream generates from.
@@ -374,6 +377,7 @@ struct RawStream {
     cpu: Option<Spanned<u64>>,
     fifo_priority: Option<Spanned<i64>>,
     wire_config: Option<Spanned<PathBuf>>,
+    warm_up: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -493,6 +497,11 @@ fn validate_stream(raw: RawStream) -> Result<StreamConfig, Issue> {
     if let Some(w) = raw.wire_config {
         controls.wire_config = Some(non_empty_path(w, &field("wire_config"))?);
     }
+    if let (Some(w), Source::Pcap(_)) = (&raw.warm_up, &source) {
+        let msg = "`warm_up` starts a model's generator ahead of time: it needs `model`, not `pcap`";
+        return Err(Issue::new(w.span(), field("warm_up"), msg));
+    }
+    controls.warm_up_s = positive(raw.warm_up, &field("warm_up"))?;
     Ok(StreamConfig { name, interface, source, seed: raw.seed, rate, allowlist, addresses, controls })
 }
 
@@ -876,8 +885,9 @@ allowlist = [
 
     #[test]
     fn controls_parse() {
-        let text = stream_with("duration = 10\nlimit = 5000\nceiling_pps = 2e4\nceiling_mbps = 100\nstall = \"shift\"\ncpu = 1\nfifo_priority = 50\nwire_config = \"w.toml\"\n");
+        let text = stream_with("duration = 10\nlimit = 5000\nceiling_pps = 2e4\nceiling_mbps = 100\nstall = \"shift\"\ncpu = 1\nfifo_priority = 50\nwire_config = \"w.toml\"\nwarm_up = 30\n");
         let c = &parse(&text).expect("valid").streams[0].controls;
+        assert_eq!(c.warm_up_s, Some(30.0));
         assert_eq!(c.duration_s, Some(10.0));
         assert_eq!(c.limit, Some(5000));
         assert_eq!((c.ceiling_pps, c.ceiling_mbps), (Some(20_000.0), Some(100.0)));
@@ -908,6 +918,9 @@ allowlist = [
         assert!(msg.contains("pcap"), "{msg}");
         let pcap = stream_with("wire_config = \"w.toml\"\n").replace("model = \"m\"", "pcap = \"p\"");
         check_err(&pcap, 7, 15, "stream[\"s\"].wire_config");
+        let pcap = stream_with("warm_up = 5\n").replace("model = \"m\"", "pcap = \"p\"");
+        check_err(&pcap, 7, 11, "stream[\"s\"].warm_up");
+        check_err(&stream_with("warm_up = -1\n"), 7, 11, "stream[\"s\"].warm_up");
         let msg = check_err(&stream_with("pps = 10\ntopspeed = true\n"), 7, 7, "stream[\"s\"].pps");
         assert!(msg.contains("topspeed"), "{msg}");
         check_err(&stream_with("topspeed = 1\n"), 7, 12, "stream.topspeed");
