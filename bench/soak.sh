@@ -8,6 +8,8 @@
 #   SOAK_MINUTES=10 sudo bench/soak.sh       # shorter
 #   SOAK_SOURCE=pcap sudo bench/soak.sh      # replay a 100k-frame capture made from the model
 #   SOAK_PPS=50000 SOAK_CPU=0 SOAK_NICE=15 sudo bench/soak.sh
+#   SOAK_WARM_UP=300 sudo bench/soak.sh      # model: start warm (trafgend's warm_up), at the
+#                                            # steady rate instead of ramping up over minutes
 #   TRAFGEND=path/to/trafgend TRAFGEN=path/to/trafgen sudo bench/soak.sh
 #
 # Two network namespaces are created here and joined by one veth (vtx 10.201.0.1 <-> vrx
@@ -52,6 +54,7 @@ veth_up $TX $RX 10.201.0
 if [ "$SOURCE" = model ]; then
     SRC="model = \"$ROOT/models/default\""
     EXTRA=""
+    [ -n "${SOAK_WARM_UP:-}" ] && EXTRA="warm_up = $SOAK_WARM_UP"
 else
     "$TRAFGEN" generate -m "$ROOT/models/default" -o "$OUT/soak.pcap" --packets 100000 --seed 7 --json >/dev/null
     SRC="pcap = \"$OUT/soak.pcap\""
