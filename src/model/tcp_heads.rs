@@ -48,6 +48,18 @@ pub enum Close {
     None,
 }
 
+impl Close {
+    /// Packets this way of closing sends.
+    pub fn packets(self) -> u32 {
+        match self {
+            Close::FourWay => 4,
+            Close::ThreeWay => 3,
+            Close::Rst => 1,
+            Close::None => 0,
+        }
+    }
+}
+
 pub const CLOSES: [Close; 4] = [Close::FourWay, Close::ThreeWay, Close::Rst, Close::None];
 
 /// Quantiles kept per role and quantity (0, 1/32, …, 1).

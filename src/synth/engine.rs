@@ -241,12 +241,7 @@ impl LiveFlow {
         if self.proto != Proto::Tcp || self.packets == 0 {
             return 0;
         }
-        match self.close.0 {
-            Close::FourWay => 4,
-            Close::ThreeWay => 3,
-            Close::Rst => 1,
-            Close::None => 0,
-        }
+        self.close.0.packets()
     }
 
     /// Whether the flow is short of its drawn length ([`FlowLengths::Aggregate`]): its LSTM's
@@ -846,12 +841,7 @@ impl Engine<'_> {
             }
             let target = d.packets.round().clamp(1.0, f64::from(self.cfg.max_flow_packets));
             packets += if d.kind == FlowKind::Connected {
-                let tail = match self.heads.sample_close(&mut rng).0 {
-                    Close::FourWay => 4.0,
-                    Close::ThreeWay => 3.0,
-                    Close::Rst => 1.0,
-                    Close::None => 0.0,
-                };
+                let tail = f64::from(self.heads.sample_close(&mut rng).0.packets());
                 // opened: the handshake and the teardown at least; mid-stream: one data
                 // packet and the teardown at least
                 let least = if rng.next_f64() < agg.tcp_open_p { 3.0 } else { 1.0 };
