@@ -172,6 +172,32 @@ fn model_stream_arrives_whole_and_valid() {
     assert_eq!(vj["packets"], 3000);
 }
 
+#[test]
+fn a_warm_start_begins_its_schedule_at_its_first_frame() {
+    skip_unless_able!();
+    let w = Wire::new();
+    let d = tempfile::tempdir().unwrap();
+    let cap = w.capture(&d.path().join("rx.pcap"));
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    // 100 s of warm-up at 3000 pps: ~300k packets generated and left out first, which takes
+    // a debug build ~15 s, far more than the 5 s the clock would wait for a source that
+    // showed no progress (before the fix, the first frames went out 11 s late)
+    let t0 = Instant::now();
+    let o = w.send(&["-m", model.to_str().unwrap(), "--pps", "3000", "--warm-up", "100", "--duration", "1", "--allow", "10.0.0.0/8,fd00::/8", "--json"]);
+    let report = ok(&o);
+    let got = cap.finish();
+    eprintln!("send took {:.1} s", t0.elapsed().as_secs_f64());
+    // (the generator itself stops at the duration)
+    assert!(report["pacer"]["end"] == "duration" || report["pacer"]["end"] == "source_done", "{report}");
+    assert_eq!(got.len() as u64, report["pacer"]["frames"].as_u64().unwrap());
+    // steady from the first instant: every frame on time (had the clock started before the
+    // warm-up was over, the first frames would have been seconds late) and a full second's
+    // worth of frames
+    let p99 = report["pacer"]["lateness"]["p99_ns"].as_u64().unwrap();
+    assert!(p99 < 50_000_000, "lateness p99 {p99} ns: {report}");
+    assert!((1000..=9000).contains(&got.len()), "{} frames in 1 s at 3000 pps", got.len());
+}
+
 fn cap_path(d: &tempfile::TempDir) -> PathBuf {
     d.path().join("rx.pcap")
 }

@@ -272,10 +272,30 @@ fn a_warm_start_is_the_cold_streams_continuation_seen_mid_stream_and_valid() {
     assert!(ps.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns), "in time order");
     assert!(warm[0] > 0, "traffic from the first instant: {warm:?}");
     // the warm stream is the cold one's continuation: the same flows, 120 s on
-    let mut e = Engine::new(&m, cfg).unwrap();
+    let mut e = Engine::new(&m, cfg.clone()).unwrap();
     e.limit_duration(124_000_000_000);
     let tail: Vec<i64> = e.filter(|p| p.ts_ns >= 120_000_000_000).map(|p| p.ts_ns - 120_000_000_000).collect();
     assert_eq!(tail, ps.iter().map(|p| p.ts_ns).collect::<Vec<_>>());
+    // the warm-up run ahead of time (as a sender's producer does it, showing progress, and
+    // stopped once and resumed) gives the very same stream
+    let fast = EngineConfig { warm_up_s: 30.0, ..cfg.clone() };
+    let engine = || {
+        let mut e = Engine::new(&m, fast.clone()).unwrap();
+        e.limit_duration(200_000_000);
+        e
+    };
+    let stream = |e: &mut Engine| -> Vec<i64> { e.by_ref().map(|p| p.ts_ns).collect() };
+    let cold = stream(&mut engine());
+    let mut e = engine();
+    let mut seen = Vec::new();
+    assert!(!e.warm_up(500, |n| { seen.push(n); false }), "stopped by its caller");
+    assert!(e.warm_up(500, |n| { seen.push(n); true }), "resumed to its end");
+    assert!(seen.len() > 2 && seen.windows(2).all(|w| w[0] < w[1]), "progress reported: {seen:?}");
+    let before = e.stats().warm_up_packets;
+    assert!(e.warm_up(1, |_| panic!("no more warm-up")), "a finished warm-up stays finished");
+    assert!(!cold.is_empty());
+    assert_eq!(stream(&mut e), cold);
+    assert_eq!(e.stats().warm_up_packets, before);
     // TCP flows in progress at the start are seen from the middle: their first packet is no SYN
     let mut first: std::collections::HashMap<u64, u16> = Default::default();
     for p in ps.iter().filter(|p| p.proto == trafgen::synth::Proto::Tcp) {

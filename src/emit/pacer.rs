@@ -13,8 +13,10 @@
 //! Lateness (send time − deadline) of every frame goes into a log-bucketed histogram of fixed
 //! size. `topspeed` ignores offsets and sends full batches back to back; `duration` and
 //! `limit` end a run; the [`Ceiling`] caps frames/s and bytes/s whatever the schedule says.
-//! The clock starts once the source has buffered a lead (a few batches, at most 5 s of
-//! waiting), so a generator that is slow to start does not make the first frames late.
+//! The clock starts once the source has buffered a lead (a few batches), so a generator that
+//! is slow to start (a model's warm-up takes minutes) does not make the first frames late: the
+//! pacer waits as long as the source shows progress ([`FrameSource::progress`], which also
+//! keeps the heartbeat), and at most 5 s without any.
 //! Every frame's destination is checked against the [`Allowlist`] just before it is handed to
 //! the sender. Optional: pinning to one CPU and SCHED_FIFO ([`prepare_thread`]).
 //!
@@ -333,7 +335,8 @@ fn resume_shift(topspeed: bool, down: i64, due: i64) -> i64 {
 
 /// Lead between `run` being called and the first deadline.
 const LEAD_NS: i64 = 200_000;
-/// Longest wait for a source to buffer its lead before the clock starts.
+/// Longest wait for a source that makes no progress to buffer its lead before the clock
+/// starts.
 const PREFILL_WAIT_NS: i64 = 5_000_000_000;
 /// How often lateness is published to [`Live`].
 const PUBLISH_NS: i64 = 250_000_000;
@@ -368,11 +371,17 @@ pub fn run(
     let mut total = LogHistogram::default();
     let mut interval = LogHistogram::default();
     let mut cost = SendCost::default();
-    // the clock starts once the source has a lead (bounded wait)
-    let waited = now_ns();
-    live.heartbeat_ns.store(waited, Ordering::Relaxed);
-    while !source.prefilled() && now_ns() - waited < PREFILL_WAIT_NS {
-        if stop.load(Ordering::Relaxed) {
+    // the clock starts once the source has a lead: it waits as long as the source makes
+    // progress (a model's warm-up can take minutes), at most PREFILL_WAIT_NS without any
+    let (mut seen, mut moved) = (source.progress(), now_ns());
+    live.heartbeat_ns.store(moved, Ordering::Relaxed);
+    while !source.prefilled() && !stop.load(Ordering::Relaxed) {
+        let now = now_ns();
+        let p = source.progress();
+        if p != seen {
+            (seen, moved) = (p, now);
+            live.heartbeat_ns.store(now, Ordering::Relaxed);
+        } else if now - moved >= PREFILL_WAIT_NS {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
@@ -750,6 +759,46 @@ mod tests {
         let l = r.lateness.unwrap();
         assert_eq!(l.frames, 2000);
         assert!((r.seconds - 0.9995).abs() < 0.05, "{}", r.seconds);
+    }
+
+    #[test]
+    fn the_clock_waits_for_a_source_that_makes_progress_and_keeps_the_heartbeat() {
+        // a producer busy for longer than PREFILL_WAIT_NS before its first frame (a model's
+        // warm-up), showing progress: the schedule starts at its first frame, not before
+        let (mut w, mut r) = crate::emit::source::ring(4);
+        let live = Live::default();
+        let busy_ns = PREFILL_WAIT_NS + 500_000_000;
+        let rep = std::thread::scope(|scope| {
+            let live = &live;
+            let producer = scope.spawn(move || {
+                let t0 = now_ns();
+                let mut stale = 0i64;
+                while now_ns() - t0 < busy_ns {
+                    w.prepared(((now_ns() - t0) / 1_000_000) as u64);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    let beat = live.heartbeat_ns.load(Ordering::Relaxed);
+                    if beat > 0 {
+                        stale = stale.max(now_ns() - beat);
+                    }
+                }
+                for i in 0..200 {
+                    w.push(i * 1_000_000, &frame([10, 0, 0, 2]), &[]);
+                }
+                w.flush();
+                stale
+            });
+            let mut rec = Recorder::new();
+            let stop = AtomicBool::new(false);
+            let rep = run(&PacerConfig::default(), &mut r, &mut rec, &allow(), &stop, live).unwrap();
+            let stale = producer.join().unwrap();
+            assert!(stale < 1_000_000_000, "the heartbeat went {stale} ns without a beat while the source was busy");
+            rep
+        });
+        assert_eq!(rep.frames, 200);
+        let l = rep.lateness.unwrap();
+        // (before, the clock started after 5 s and the first frames were ~0.5 s late)
+        assert!(l.max_ns < 100_000_000, "{l:?}");
+        assert!((rep.seconds - 0.199).abs() < 0.05, "{}", rep.seconds);
     }
 
     #[test]

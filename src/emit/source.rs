@@ -75,6 +75,12 @@ pub trait FrameSource {
     fn prefilled(&self) -> bool {
         true
     }
+    /// Work the producer has done so far (frames made, and the packets of a model's warm-up,
+    /// which are generated and left out before the first frame): while it grows, a source that
+    /// is not yet [`FrameSource::prefilled`] is busy, not stuck.
+    fn progress(&self) -> u64 {
+        0
+    }
 }
 
 /// Frames a ring holds before the stream's clock starts (see [`FrameSource::prefilled`]).
@@ -88,6 +94,8 @@ pub struct RingWriter {
     back: Receiver<Batch>,
     batch: Batch,
     produced: Arc<AtomicU64>,
+    /// Work before the first frame (see [`RingWriter::prepared`]).
+    prepared: Arc<AtomicU64>,
     done: Arc<AtomicBool>,
 }
 
@@ -97,6 +105,7 @@ pub struct RingSource {
     back: Sender<Batch>,
     current: Option<Batch>,
     produced: Arc<AtomicU64>,
+    prepared: Arc<AtomicU64>,
     done: Arc<AtomicBool>,
     taken: u64,
 }
@@ -112,14 +121,21 @@ pub fn ring(depth: usize) -> (RingWriter, RingSource) {
     let (tx, rx) = sync_channel(depth.max(1));
     let (back_tx, back_rx) = std::sync::mpsc::channel();
     let produced = Arc::new(AtomicU64::new(0));
+    let prepared = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     (
-        RingWriter { tx, back: back_rx, batch: Batch::new(), produced: produced.clone(), done: done.clone() },
-        RingSource { rx, back: back_tx, current: None, produced, done, taken: 0 },
+        RingWriter { tx, back: back_rx, batch: Batch::new(), produced: produced.clone(), prepared: prepared.clone(), done: done.clone() },
+        RingSource { rx, back: back_tx, current: None, produced, prepared, done, taken: 0 },
     )
 }
 
 impl RingWriter {
+    /// Shows the reader that work before the first frame goes on (`units` done so far, e.g.
+    /// warm-up packets): it counts in [`FrameSource::progress`].
+    pub fn prepared(&self, units: u64) {
+        self.prepared.store(units, Ordering::Relaxed);
+    }
+
     /// Adds a frame; returns false once the reader is gone (stop producing).
     pub fn push(&mut self, offset_ns: i64, header: &[u8], payload: &[u8]) -> bool {
         self.batch.push(offset_ns, header, payload);
@@ -172,6 +188,10 @@ impl FrameSource for RingSource {
     fn prefilled(&self) -> bool {
         self.backlog() >= PREFILL_FRAMES || self.done.load(Ordering::Acquire)
     }
+
+    fn progress(&self) -> u64 {
+        self.produced.load(Ordering::Relaxed) + self.prepared.load(Ordering::Relaxed)
+    }
 }
 
 /// Limits of a model stream, in the engine's time.
@@ -201,11 +221,16 @@ pub struct ModelStart {
     pub arrival_scale: f64,
 }
 
+/// Warm-up packets between two progress reports (~1 ms of generation; a debug build's tens of
+/// ms stay far below the pacer's patience with a source showing no progress).
+const WARM_UP_STEP: u64 = 4096;
+
 /// Packets of the pilot run that measures a model's natural rate (as `trafgen generate`).
 const PILOT_PACKETS: usize = 50_000;
 
 /// Starts the generation thread on `scope`: it loads the model (tch models stay on the thread
-/// that uses them), resolves a rate target by a pilot run, then runs engine → `builder` into
+/// that uses them), resolves a rate target by a pilot run, runs the warm-up (showing its
+/// progress to the reader: [`FrameSource::progress`]), then runs engine → `builder` into
 /// a ring until the engine's end, a limit, `stop`, or until the reader is dropped. Returns
 /// once the thread is ready to produce (or with its set-up error).
 pub fn spawn_model<'scope, 'env>(
@@ -248,6 +273,13 @@ pub fn spawn_model<'scope, 'env>(
                 engine.limit_duration(d);
             }
             if ready_tx.send(Ok(start)).is_err() {
+                return;
+            }
+            // the warm-up before the first frame (the pacer's clock waits for it)
+            if !engine.warm_up(WARM_UP_STEP, |n| {
+                w.prepared(n);
+                !stop.load(Ordering::Relaxed)
+            }) {
                 return;
             }
             let mut frames = 0u64;
@@ -486,6 +518,13 @@ impl FrameSource for PcapSource {
         match &self.inner {
             PcapInner::Stream(r) => r.prefilled(),
             PcapInner::Memory { .. } => true,
+        }
+    }
+
+    fn progress(&self) -> u64 {
+        match &self.inner {
+            PcapInner::Stream(r) => r.progress(),
+            PcapInner::Memory { .. } => 0,
         }
     }
 }

@@ -303,6 +303,8 @@ pub struct Engine<'m> {
     end_ns: Option<i64>,
     /// Warm-up length: packets before it are left out, the rest are shifted back by it.
     warm_ns: i64,
+    /// The first packet after the warm-up, when [`Engine::warm_up`] found it.
+    pending: Option<SynthPacket>,
     batch: Batch,
     stats: EngineStats,
 }
@@ -367,6 +369,7 @@ impl<'m> Engine<'m> {
             starts_left: None,
             end_ns: None,
             warm_ns: (cfg.warm_up_s * NS).round() as i64,
+            pending: None,
             batch: Batch { weights: vec![0.0; outputs], ..Batch::default() },
             stats: EngineStats::default(),
             cfg,
@@ -703,6 +706,48 @@ impl Iterator for Engine<'_> {
     type Item = SynthPacket;
 
     fn next(&mut self) -> Option<SynthPacket> {
+        let p = match self.pending.take() {
+            Some(p) => p,
+            None => loop {
+                let p = self.depart()?;
+                if p.ts_ns >= self.warm_ns {
+                    break p;
+                }
+                self.stats.warm_up_packets += 1;
+            },
+        };
+        self.stats.packets[p.kind().index()] += 1;
+        Some(SynthPacket { ts_ns: p.ts_ns - self.warm_ns, ..p })
+    }
+}
+
+impl Engine<'_> {
+    /// Runs the warm-up now (otherwise the first [`Iterator::next`] does): generates the
+    /// packets before it and leaves them out, calling `keep_going` with the count so far every
+    /// `step` packets; a producer shows its progress that way and stops when it returns false. Returns true once the warm-up is over (the next packet is the output's
+    /// first), false when `keep_going` stopped it. Calling it again goes on where it stopped.
+    pub fn warm_up(&mut self, step: u64, mut keep_going: impl FnMut(u64) -> bool) -> bool {
+        let mut done = 0;
+        while self.pending.is_none() {
+            let Some(p) = self.depart() else { return true };
+            if p.ts_ns >= self.warm_ns {
+                self.pending = Some(p);
+                break;
+            }
+            self.stats.warm_up_packets += 1;
+            done += 1;
+            if done >= step {
+                done = 0;
+                if !keep_going(self.stats.warm_up_packets) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// The next packet to leave on the engine's own clock (warm-up included).
+    fn depart(&mut self) -> Option<SynthPacket> {
         loop {
             let top = self.heap.peek().map(|Reverse((t, _, _))| *t);
             // start every flow due before the next packet, and a few beyond (see START_AHEAD)
@@ -777,12 +822,7 @@ impl Iterator for Engine<'_> {
                 None => rekey(&mut self.heap, (p.ts_ns, f.id, slot)),
             }
             self.clock = p.ts_ns;
-            if p.ts_ns < self.warm_ns {
-                self.stats.warm_up_packets += 1;
-                continue;
-            }
-            self.stats.packets[p.kind().index()] += 1;
-            return Some(SynthPacket { ts_ns: p.ts_ns - self.warm_ns, ..p });
+            return Some(p);
         }
     }
 }
