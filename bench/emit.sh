@@ -110,7 +110,7 @@ EOF
 TIMING="${BENCH_TIMING:-cbr10k cbr100k exp10k exp100k}"
 [ "${BENCH_LONG:-0}" = 1 ] && TIMING="$TIMING cbr10k60s"
 for f in $TIMING; do
-    row "$f trafgen x1" "$(capture_run tg_$f "$OUT/$f.pcap" -- "$TRAFGEN" send -i vtx --pcap "$OUT/$f.pcap" --multiplier 1 --cpu 0 -q)"
+    row "$f trafgen x1" "$(capture_run tg_$f "$OUT/$f.pcap" -- "$TRAFGEN" send -i vtx --pcap "$OUT/$f.pcap" --multiplier 1 --cpu 0 -q ${TRAFGEN_ARGS:-})"
     if [ $HAVE_TCPREPLAY = 1 ]; then
         row "$f tcpreplay x1" "$(capture_run tr_$f "$OUT/$f.pcap" -- tcpreplay -q -i vtx "$OUT/$f.pcap")"
     fi

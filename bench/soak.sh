@@ -85,8 +85,9 @@ scrape() { ip netns exec $TX "$TRAFGEN" status --metrics 2>/dev/null || true; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$DPID/status" 2>/dev/null || echo 0; }
 alive() { kill -0 "$DPID" 2>/dev/null; }
 
-# started once frames flow (the model's pilot run comes first)
-for _ in $(seq 600); do
+# started once frames flow (the model's pilot run and warm-up come first: a long warm-up
+# takes minutes of generation)
+for _ in $(seq 36000); do
     alive || { echo "soak.sh: trafgend exited during start-up:" >&2; cat "$OUT/trafgend.log" >&2; exit 1; }
     f=$(scrape | awk '/^trafgend_frames_sent_total\{stream="soak"\}/ {print $2}')
     [ -n "${f:-}" ] && [ "${f%.*}" -gt 0 ] && break
@@ -206,6 +207,8 @@ print("RSS           %.1f MiB at 10 s, %.1f MiB after minute 1, %.1f MiB at the 
 if p99s:
     print("lateness p99  per minute %.1f .. %.1f us (median %.1f us)" % (min(p99s), max(p99s), sorted(p99s)[len(p99s) // 2]))
 print("errors        %d send errors, %d stalls, %d ENOBUFS/EAGAIN retries; trafgend exit status %d (%s)" % (summary["send_errors"], summary["stalls"], summary["retries"], status, "no crash" if status == 0 else "FAILED"))
-ok = status == 0 and growth <= 5 and summary["send_errors"] == 0
+steady = spread <= 5.0
+print("rate          %s: every minute within %.2f %% of the run's mean (goal <= 5 %%); mean %+.2f %% from the target" % ("steady" if steady else "NOT steady", spread, (mean / pps - 1) * 100))
+ok = status == 0 and growth <= 5 and summary["send_errors"] == 0 and steady
 print("verdict       %s" % ("goal met" if ok else "goal NOT met"))
 EOF

@@ -252,7 +252,7 @@ fn a_capture_replayed_at_multiplier_1_keeps_its_schedule() {
     let orig = read(&p);
     let cap = w.capture(&d.path().join("rx.pcap"));
     let o = w.send(&["--pcap", p.to_str().unwrap(), "--multiplier", "1", "--json"]);
-    ok(&o);
+    let report = ok(&o);
     let got = cap.finish();
     assert_eq!(got.len(), orig.len());
     // frames arrive in order, byte for byte
@@ -264,7 +264,7 @@ fn a_capture_replayed_at_multiplier_1_keeps_its_schedule() {
     let med = err[err.len() / 2];
     let mut dev: Vec<i64> = err.iter().map(|e| (e - med).abs()).collect();
     dev.sort();
-    assert!(dev[dev.len() / 2] < 100_000, "median schedule error {} ns", dev[dev.len() / 2]);
+    assert!(dev[dev.len() / 2] < 100_000, "median schedule error {} ns: {report}", dev[dev.len() / 2]);
     // no drift: the last frame within 2 ms of the schedule over 1.5 s
     assert!((drift - med).abs() < 2_000_000, "drift {} ns", drift - med);
 }

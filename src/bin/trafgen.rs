@@ -315,9 +315,17 @@ struct SendArgs {
     /// A frame later than this many µs counts as a stall.
     #[arg(long, value_name = "US", default_value_t = 1000)]
     stall_threshold: u64,
-    /// Sleep until this many µs before a deadline, then spin.
+    /// Sleep until at least this many µs before a deadline, then spin (more when sleeps are
+    /// seen to end late: the 99th percentile of recent wake-up delays + 5 µs).
     #[arg(long, value_name = "US", default_value_t = 50)]
     spin: u64,
+    /// Most µs the learnt spin margin may reach.
+    #[arg(long, value_name = "US", default_value_t = 500)]
+    spin_max: u64,
+    /// Late by less than a stall, catch up by at most this many µs per frame, or a quarter of
+    /// the frame's gap when that is more (0: send everything due at once).
+    #[arg(long, value_name = "US", default_value_t = 2)]
+    catch_up: u64,
     /// Most frames per sendmmsg call (1..=64).
     #[arg(long, default_value_t = 32)]
     batch: usize,
@@ -631,6 +639,8 @@ fn send(args: &SendArgs) -> Result<()> {
             stall: args.stall.parse().map_err(anyhow::Error::msg)?,
             stall_threshold_us: args.stall_threshold,
             spin_us: args.spin,
+            spin_max_us: args.spin_max,
+            catch_up_us: args.catch_up,
             batch: args.batch,
             ceiling: CeilingConfig { pps: args.ceiling_pps, mbps: args.ceiling_mbps },
             cpu: args.cpu,
