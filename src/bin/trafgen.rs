@@ -324,7 +324,7 @@ struct SendArgs {
     spin_max: u64,
     /// Late by less than a stall, catch up by at most this many µs per frame, or a quarter of
     /// the frame's gap when that is more (0: send everything due at once).
-    #[arg(long, value_name = "US", default_value_t = 2)]
+    #[arg(long, value_name = "US", default_value_t = 0)]
     catch_up: u64,
     /// Most frames per sendmmsg call (1..=64).
     #[arg(long, default_value_t = 32)]

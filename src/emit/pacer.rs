@@ -5,11 +5,10 @@
 //! absolute, so errors never accumulate the way sleeping for each gap does. To reach a
 //! deadline the thread sleeps with `clock_nanosleep(TIMER_ABSTIME)` and a timer slack of 1 ns
 //! until a margin before it, then spins on the clock; the margin is learnt from how late the
-//! thread's sleeps end ([`SpinMargin`]). A stream a little late (a preempted pacer, a slow
-//! call) catches up gently: each gap shrinks by at most `catch_up_us` or a quarter of itself,
-//! so inter-arrival times
-//! stay close to the schedule's while the lateness drains, instead of a burst of frames
-//! back to back. Every frame already due when the pacer
+//! thread's sleeps end ([`SpinMargin`]). With `catch_up_us` set, a stream a little late (a
+//! preempted pacer, a slow call) catches up gently: each gap shrinks by at most `catch_up_us`
+//! or a quarter of itself, so inter-arrival times stay close to the schedule's while the
+//! lateness drains, instead of a burst of frames back to back. Every frame already due when the pacer
 //! wakes goes out in the same `sendmmsg` batch (at most `batch` frames), with the frames due
 //! so soon after it that a call of their own would make them later than sending them a little
 //! early ([`SendCost`], learnt from the calls made). After a stall (a frame
@@ -88,7 +87,8 @@ pub struct PacerConfig {
     pub spin_max_us: u64,
     /// A stream late by less than a stall catches up by at most this much (µs) per frame, or
     /// a quarter of the frame's gap when that is more: inter-arrival times stay close to the
-    /// schedule's while the lateness drains (0: every frame due goes at once).
+    /// schedule's while the lateness drains (0, the default: every frame due goes at once;
+    /// at 100 kpps gentle catching up keeps streams late for longer and makes more stalls).
     pub catch_up_us: u64,
     /// Most frames per `sendmmsg`.
     pub batch: usize,
@@ -111,7 +111,7 @@ impl Default for PacerConfig {
             stall_threshold_us: 1000,
             spin_us: 50,
             spin_max_us: 500,
-            catch_up_us: 2,
+            catch_up_us: 0,
             batch: 32,
             ceiling: CeilingConfig::default(),
             cpu: None,

@@ -52,6 +52,11 @@ pub struct Aggregate {
     pub v6_share: [f64; 3],
     pub client_rank: Vec<f64>,
     pub server_rank: Vec<f64>,
+    /// Per kind, per component of `flow[kind]`: the client and the server host ranks (indexes
+    /// into the global rank tables above) of the training flows that component claims, so
+    /// the hosts of a capture's big flows carry its big flows' packets (empty: models before
+    /// these tables; the global tables are used then).
+    pub component_ranks: [Vec<[Vec<f64>; 2]>; 3],
     /// Probability that a TCP flow is seen from its SYN (else from the middle: a capture of a
     /// backbone link for milliseconds sees almost no opening; one of a LAN for hours, most).
     pub tcp_open_p: f64,
@@ -139,6 +144,33 @@ fn ranks(hosts: impl Iterator<Item = u32>) -> Vec<f64> {
     c.iter().map(|x| x / total.max(1.0)).collect()
 }
 
+/// Each host's rank in [`ranks`]' order (ties broken by host number), the rarest sharing
+/// rank MAX_RANKS − 1 as they share its weight there.
+fn rank_of(hosts: impl Iterator<Item = u32>) -> rustc_hash::FxHashMap<u32, u32> {
+    let mut counts: rustc_hash::FxHashMap<u32, u64> = Default::default();
+    for h in hosts {
+        *counts.entry(h).or_default() += 1;
+    }
+    let mut c: Vec<(u32, u64)> = counts.into_iter().collect();
+    c.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    c.into_iter().enumerate().map(|(i, (h, _))| (h, (i as u32).min(MAX_RANKS as u32 - 1))).collect()
+}
+
+/// Shares of the ranks `of` gives the hosts of `rows` (index = rank).
+fn rank_shares<'a>(rows: impl Iterator<Item = &'a FlowRow>, host: impl Fn(&FlowRow) -> u32, of: &rustc_hash::FxHashMap<u32, u32>) -> Vec<f64> {
+    let mut v: Vec<f64> = Vec::new();
+    for r in rows {
+        let i = of.get(&host(r)).copied().unwrap_or(0) as usize;
+        if v.len() <= i {
+            v.resize(i + 1, 0.0);
+        }
+        v[i] += 1.0;
+    }
+    let total: f64 = v.iter().sum();
+    v.iter_mut().for_each(|x| *x /= total.max(1.0));
+    v
+}
+
 /// One point from a mixture: a component by weight, then a draw from it.
 fn sample_one(g: &Gmm, rng: &mut SplitMix64) -> Vec<f64> {
     let k = g.draw_component(rng);
@@ -176,6 +208,9 @@ impl Aggregate {
         let mut flow: [Option<Gmm>; 3] = [None, None, None];
         let mut ports: [Vec<Weighted<(u16, u8)>>; 3] = Default::default();
         let mut component_ports: [Vec<Vec<Weighted<(u16, u8)>>>; 3] = Default::default();
+        let mut component_ranks: [Vec<[Vec<f64>; 2]>; 3] = Default::default();
+        let client_of = rank_of(rows.iter().map(|r| r.client_host));
+        let server_of = rank_of(rows.iter().map(|r| r.server_host));
         let mut proto: [Vec<Weighted<u8>>; 3] = Default::default();
         let mut v6_share = [0f64; 3];
         for kind in FlowKind::ALL {
@@ -192,8 +227,10 @@ impl Aggregate {
                 let x = Tensor::from_slice(&feats).view([-1, 3]);
                 let g = Gmm::fit(&x, &opts(k_max, seed + 1 + k as u64))?.gmm;
                 let claimed = Vec::<i64>::try_from(g.predict(&x).to_kind(Kind::Int64)).unwrap_or_default();
-                component_ports[k] = (0..g.k() as i64)
-                    .map(|c| port_table(of.iter().zip(&claimed).filter(|(_, &w)| w == c).map(|(r, _)| *r)))
+                let claimed_by = |c: i64| of.iter().zip(&claimed).filter(move |(_, &w)| w == c).map(|(r, _)| *r);
+                component_ports[k] = (0..g.k() as i64).map(|c| port_table(claimed_by(c))).collect();
+                component_ranks[k] = (0..g.k() as i64)
+                    .map(|c| [rank_shares(claimed_by(c), |r| r.client_host, &client_of), rank_shares(claimed_by(c), |r| r.server_host, &server_of)])
                     .collect();
                 flow[k] = Some(g);
             }
@@ -219,6 +256,7 @@ impl Aggregate {
             v6_share,
             client_rank: ranks(rows.iter().map(|r| r.client_host)),
             server_rank: ranks(rows.iter().map(|r| r.server_host)),
+            component_ranks,
             tcp_open_p: tcp_open_share(rows),
         })
     }
@@ -249,6 +287,7 @@ impl Aggregate {
             _ => &self.ports[k],
         };
         let (server_port, ip_proto) = draw(table, rng).unwrap_or((0, draw(&self.proto[k], rng).unwrap_or(0)));
+        let hosts = component.and_then(|c| self.component_ranks[k].get(c)).filter(|h| !h[0].is_empty() && !h[1].is_empty());
         FlowDraw {
             gap_s,
             kind,
@@ -258,8 +297,8 @@ impl Aggregate {
             server_port,
             ip_proto,
             v6: rng.next_f64() < self.v6_share[k],
-            client_rank: draw_rank(&self.client_rank, rng),
-            server_rank: draw_rank(&self.server_rank, rng),
+            client_rank: draw_rank(hosts.map_or(&self.client_rank, |h| &h[0]), rng),
+            server_rank: draw_rank(hosts.map_or(&self.server_rank, |h| &h[1]), rng),
         }
     }
 
@@ -291,6 +330,10 @@ impl Aggregate {
                 let pp: Vec<f64> = t.iter().map(|w| w.p).collect();
                 out.push((format!("ports_{n}.c{c}.values"), Tensor::from_slice(&pv).view([-1, 2])));
                 out.push((format!("ports_{n}.c{c}.p"), Tensor::from_slice(&pp)));
+            }
+            for (c, [client, server]) in self.component_ranks[k].iter().enumerate() {
+                out.push((format!("ranks_{n}.c{c}.client"), Tensor::from_slice(client)));
+                out.push((format!("ranks_{n}.c{c}.server"), Tensor::from_slice(server)));
             }
             let rv: Vec<i64> = self.proto[k].iter().map(|w| i64::from(w.value)).collect();
             let rp: Vec<f64> = self.proto[k].iter().map(|w| w.p).collect();
@@ -334,6 +377,7 @@ impl Aggregate {
             v6_share: arr3("v6_share")?,
             client_rank: f64s("client_rank")?,
             server_rank: f64s("server_rank")?,
+            component_ranks: Default::default(),
             // absent in models made before it: every TCP flow opened
             tcp_open_p: match get("tcp_open_p") {
                 None => 1.0,
@@ -360,6 +404,18 @@ impl Aggregate {
             if let Some(g) = &agg.flow[k] {
                 if get(&format!("ports_{n}.c0.p")).is_some() {
                     agg.component_ports[k] = (0..g.k()).map(|c| table(&format!("ports_{n}.c{c}"))).collect::<Result<_, _>>()?;
+                }
+                if get(&format!("ranks_{n}.c0.client")).is_some() {
+                    let shares = |name: String, global: &[f64]| -> Result<Vec<f64>, String> {
+                        let v = f64s(&name)?;
+                        if v.len() > global.len() || v.iter().any(|x| !(0.0..=1.0).contains(x)) {
+                            return Err(format!("tensor `{name}` must hold at most {} shares in 0..=1", global.len()));
+                        }
+                        Ok(v)
+                    };
+                    agg.component_ranks[k] = (0..g.k())
+                        .map(|c| Ok([shares(format!("ranks_{n}.c{c}.client"), &agg.client_rank)?, shares(format!("ranks_{n}.c{c}.server"), &agg.server_rank)?]))
+                        .collect::<Result<_, String>>()?;
                 }
             }
             let rv = i64s(&format!("proto_{n}.values"))?;
@@ -418,6 +474,45 @@ mod tests {
         // the kind-wide table alone would give 20 % / 80 %
         assert!(big > 500 && big_5004 as f64 > 0.95 * big as f64, "{big_5004} of {big} long flows to 5004");
         assert!(small > 2500 && small_53 as f64 > 0.95 * small as f64, "{small_53} of {small} short flows to 53");
+    }
+
+    #[test]
+    fn a_flows_size_and_its_hosts_are_drawn_together() {
+        // the long streams run between one pair of hosts; the lookups go to two servers
+        let mut rows = rows();
+        for (i, r) in rows.iter_mut().enumerate() {
+            if r.server_port == 5004 {
+                (r.client_host, r.server_host) = (100, 200);
+            } else {
+                r.server_host = 300 + (i % 2) as u32;
+            }
+        }
+        let agg = Aggregate::fit(&rows, 6, 1).unwrap();
+        // flows per server: 80, 80 (the lookups' servers), 40 (the streams'): rank 2
+        assert_eq!(agg.server_rank.len(), 3);
+        let mut rng = SplitMix64::new(4);
+        let (mut big, mut big_rank2, mut small, mut small_rank2) = (0, 0, 0, 0);
+        for _ in 0..4000 {
+            let d = agg.sample_flow(&mut rng);
+            if d.packets > 100.0 {
+                big += 1;
+                big_rank2 += u32::from(d.server_rank == 2);
+            } else {
+                small += 1;
+                small_rank2 += u32::from(d.server_rank == 2);
+            }
+        }
+        // the global table alone would give rank 2 to 20 % of both
+        assert!(big > 500 && big_rank2 as f64 > 0.95 * big as f64, "{big_rank2} of {big} long flows from the streams' server");
+        assert!(small > 2500 && (small_rank2 as f64) < 0.05 * small as f64, "{small_rank2} of {small} short flows from it");
+        // and the tables survive the round trip; a model without them uses the global ones
+        let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
+        let back = Aggregate::from_named(&|n| named.get(n).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!(back.component_ranks, agg.component_ranks);
+        let older = Aggregate::from_named(&|n| named.get(n).filter(|_| !n.starts_with("ranks_")).map(|t| t.shallow_clone())).unwrap();
+        assert!(older.component_ranks.iter().all(Vec::is_empty));
+        let r2 = (0..2000).filter(|_| older.sample_flow(&mut rng).server_rank == 2).count();
+        assert!((250..550).contains(&r2), "{r2} of 2000 draws at rank 2 (20 % expected)");
     }
 
     #[test]
