@@ -455,22 +455,27 @@ mod tests {
         v
     }
 
+    /// Of 4000 draws: the long flows (> 100 packets) and those of them `long` holds for, the
+    /// short ones and those of them `short` holds for.
+    fn long_and_short(agg: &Aggregate, seed: u64, long: impl Fn(&FlowDraw) -> bool, short: impl Fn(&FlowDraw) -> bool) -> ([u32; 2], [u32; 2]) {
+        let mut rng = SplitMix64::new(seed);
+        let (mut l, mut s) = ([0u32; 2], [0u32; 2]);
+        for _ in 0..4000 {
+            let d = agg.sample_flow(&mut rng);
+            if d.packets > 100.0 {
+                l = [l[0] + 1, l[1] + u32::from(long(&d))];
+            } else {
+                s = [s[0] + 1, s[1] + u32::from(short(&d))];
+            }
+        }
+        (l, s)
+    }
+
     #[test]
     fn a_flows_size_and_its_port_are_drawn_together() {
         let agg = Aggregate::fit(&rows(), 6, 1).unwrap();
         assert!(agg.component_ports[FlowKind::Unconnected.index()].len() >= 2, "one table per component");
-        let mut rng = SplitMix64::new(9);
-        let (mut big, mut big_5004, mut small, mut small_53) = (0, 0, 0, 0);
-        for _ in 0..4000 {
-            let d = agg.sample_flow(&mut rng);
-            if d.packets > 100.0 {
-                big += 1;
-                big_5004 += u32::from(d.server_port == 5004);
-            } else {
-                small += 1;
-                small_53 += u32::from(d.server_port == 53);
-            }
-        }
+        let ([big, big_5004], [small, small_53]) = long_and_short(&agg, 9, |d| d.server_port == 5004, |d| d.server_port == 53);
         // the kind-wide table alone would give 20 % / 80 %
         assert!(big > 500 && big_5004 as f64 > 0.95 * big as f64, "{big_5004} of {big} long flows to 5004");
         assert!(small > 2500 && small_53 as f64 > 0.95 * small as f64, "{small_53} of {small} short flows to 53");
@@ -490,18 +495,8 @@ mod tests {
         let agg = Aggregate::fit(&rows, 6, 1).unwrap();
         // flows per server: 80, 80 (the lookups' servers), 40 (the streams'): rank 2
         assert_eq!(agg.server_rank.len(), 3);
+        let ([big, big_rank2], [small, small_rank2]) = long_and_short(&agg, 4, |d| d.server_rank == 2, |d| d.server_rank == 2);
         let mut rng = SplitMix64::new(4);
-        let (mut big, mut big_rank2, mut small, mut small_rank2) = (0, 0, 0, 0);
-        for _ in 0..4000 {
-            let d = agg.sample_flow(&mut rng);
-            if d.packets > 100.0 {
-                big += 1;
-                big_rank2 += u32::from(d.server_rank == 2);
-            } else {
-                small += 1;
-                small_rank2 += u32::from(d.server_rank == 2);
-            }
-        }
         // the global table alone would give rank 2 to 20 % of both
         assert!(big > 500 && big_rank2 as f64 > 0.95 * big as f64, "{big_rank2} of {big} long flows from the streams' server");
         assert!(small > 2500 && (small_rank2 as f64) < 0.05 * small as f64, "{small_rank2} of {small} short flows from it");
