@@ -152,14 +152,24 @@ fn udp_pcap_1ms() -> (tempfile::TempDir, PathBuf) {
     (d, p)
 }
 
-#[test]
-fn model_stream_arrives_whole_and_valid() {
-    skip_unless_able!();
+/// A wire, a scratch directory, and a capture on the peer into its `rx.pcap`.
+fn capturing() -> (Wire, tempfile::TempDir, Capture) {
     let w = Wire::new();
     let d = tempfile::tempdir().unwrap();
     let cap = w.capture(&d.path().join("rx.pcap"));
-    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default");
-    let o = w.send(&["-m", model.to_str().unwrap(), "--pps", "3000", "--limit", "3000", "--allow", "10.0.0.0/8,fd00::/8", "--json"]);
+    (w, d, cap)
+}
+
+fn default_model() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default").to_string_lossy().into_owned()
+}
+
+#[test]
+fn model_stream_arrives_whole_and_valid() {
+    skip_unless_able!();
+    let (w, d, cap) = capturing();
+    let model = default_model();
+    let o = w.send(&["-m", &model, "--pps", "3000", "--limit", "3000", "--allow", "10.0.0.0/8,fd00::/8", "--json"]);
     let report = ok(&o);
     let got = cap.finish();
     assert_eq!(report["pacer"]["frames"], 3000);
@@ -175,15 +185,13 @@ fn model_stream_arrives_whole_and_valid() {
 #[test]
 fn a_warm_start_begins_its_schedule_at_its_first_frame() {
     skip_unless_able!();
-    let w = Wire::new();
-    let d = tempfile::tempdir().unwrap();
-    let cap = w.capture(&d.path().join("rx.pcap"));
-    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let (w, _d, cap) = capturing();
+    let model = default_model();
     // 100 s of warm-up at 3000 pps: ~300k packets generated and left out first, which takes
     // a debug build ~15 s, far more than the 5 s the clock would wait for a source that
     // showed no progress (before the fix, the first frames went out 11 s late)
     let t0 = Instant::now();
-    let o = w.send(&["-m", model.to_str().unwrap(), "--pps", "3000", "--warm-up", "100", "--duration", "1", "--allow", "10.0.0.0/8,fd00::/8", "--json"]);
+    let o = w.send(&["-m", &model, "--pps", "3000", "--warm-up", "100", "--duration", "1", "--allow", "10.0.0.0/8,fd00::/8", "--json"]);
     let report = ok(&o);
     let got = cap.finish();
     eprintln!("send took {:.1} s", t0.elapsed().as_secs_f64());
@@ -205,12 +213,10 @@ fn cap_path(d: &tempfile::TempDir) -> PathBuf {
 #[test]
 fn a_plan_outside_the_allowlist_does_not_start() {
     skip_unless_able!();
-    let w = Wire::new();
-    let d = tempfile::tempdir().unwrap();
-    let cap = w.capture(&d.path().join("rx.pcap"));
-    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let (w, d, cap) = capturing();
+    let model = default_model();
     // the default plan's servers are 10.2.0.0/16
-    let o = w.send(&["-m", model.to_str().unwrap(), "--limit", "100", "--allow", "10.1.0.0/16,fd00::/8"]);
+    let o = w.send(&["-m", &model, "--limit", "100", "--allow", "10.1.0.0/16,fd00::/8"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("does not start") && err.contains("server_v4") && err.contains("10.2.0.0/16"), "{err}");
