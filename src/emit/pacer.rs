@@ -612,14 +612,17 @@ pub fn run(
                     }
                 }
             }
-            let after = now_ns();
             if clean {
-                cost.observe(k, after - before);
+                cost.observe(k, now_ns() - before);
             }
             // late by less than a stall, the next frames catch up gently (after a stall, the
-            // policy rules)
-            let last_rel = scale(batch.offset(j - 1) + bshift);
-            prev = (gentle && catch_ns > 0 && t > start + shift + last_rel).then_some((t, last_rel));
+            // policy rules); nothing to work out when catching up gently is off
+            prev = if gentle && catch_ns > 0 {
+                let last_rel = scale(batch.offset(j - 1) + bshift);
+                (t > start + shift + last_rel).then_some((t, last_rel))
+            } else {
+                None
+            };
             sent += k as u64;
             bytes += batch_bytes;
             first.get_or_insert(t);
