@@ -724,8 +724,9 @@ impl Iterator for Engine<'_> {
 impl Engine<'_> {
     /// Runs the warm-up now (otherwise the first [`Iterator::next`] does): generates the
     /// packets before it and leaves them out, calling `keep_going` with the count so far every
-    /// `step` packets; a producer shows its progress that way and stops when it returns false. Returns true once the warm-up is over (the next packet is the output's
-    /// first), false when `keep_going` stopped it. Calling it again goes on where it stopped.
+    /// `step` packets; a producer shows its progress that way and stops when it returns false.
+    /// Returns true once the warm-up is over (the next packet is the output's first), false
+    /// when `keep_going` stopped it. Calling it again goes on where it stopped.
     pub fn warm_up(&mut self, step: u64, mut keep_going: impl FnMut(u64) -> bool) -> bool {
         let mut done = 0;
         while self.pending.is_none() {
