@@ -45,6 +45,7 @@ trap cleanup EXIT INT TERM
 veth_up $TX $RX 10.200.0 02:00:00:00:00:01 02:00:00:00:00:02
 
 cc -O2 -o "$OUT/afpkt_bench" "$B/afpkt_bench.c"
+cc -O2 -o "$OUT/cpu_probe" "$B/cpu_probe.c"
 
 # pcaps: top speed (non-local destination MAC, as the C sender: the peer drops at L2),
 # timing (peer MAC, seq numbers; CBR and exponential gaps)
@@ -107,9 +108,26 @@ print("%d/%d frames, %.0f pps, IAT err p50 %.2f / p99 %.2f us, sched (centred) p
 EOF
 }
 
+# The bound each timing run is held to: just before it, a spin loop on CPU 0 records when
+# the CPU goes away (cpu_probe.c), and cpu_bound.py lays the run's schedule over that record
+# to give the IAT error p99 of ideal senders that are only stopped by the CPU being away
+# (cpu_bound.py says how): what the VM allows, beside what trafgen reached.
+cpu_bound() { # SCHEDULE.pcap LABEL
+    taskset -c 0 "$OUT/cpu_probe" 1 "$OUT/$2.probe.txt"
+    python3 "$B/cpu_bound.py" "$OUT/$2.probe.txt" "$1" > "$OUT/$2.bound.json"
+    python3 - "$OUT/$2.bound.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+a, e, f = r['away_per_s'], r['ideal_iat_abs_err_us'], r['floor_iat_abs_err_us']
+print("CPU 0 away >10us %d/s, >50us %d/s (%.1f %% of the time); IAT err p99: ideal burst sender %.2f us, floor %.2f us" % (
+    a['>10us'], a['>50us'], 100 * r['away_share'], e['p99'], f['p99']))
+EOF
+}
+
 TIMING="${BENCH_TIMING:-cbr10k cbr100k exp10k exp100k}"
 [ "${BENCH_LONG:-0}" = 1 ] && TIMING="$TIMING cbr10k60s"
 for f in $TIMING; do
+    row "$f bound" "$(cpu_bound "$OUT/$f.pcap" bound_$f)"
     row "$f trafgen x1" "$(capture_run tg_$f "$OUT/$f.pcap" -- "$TRAFGEN" send -i vtx --pcap "$OUT/$f.pcap" --multiplier 1 --cpu 0 -q ${TRAFGEN_ARGS:-})"
     if [ $HAVE_TCPREPLAY = 1 ]; then
         row "$f tcpreplay x1" "$(capture_run tr_$f "$OUT/$f.pcap" -- tcpreplay -q -i vtx "$OUT/$f.pcap")"

@@ -188,6 +188,7 @@ fn arb_record() -> impl Strategy<Value = SynthPacket> {
             size,
             tcp_flags: u16::from(flags),
             server_port: port,
+            client_port: 0,
             client_rank: PLAN_CHOOSES,
             server_rank: (flow % 3) as u32,
             last,

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use trafgen::flow::FlowKind;
+use trafgen::model::standing::StandingFlow;
 use trafgen::model::Model;
 use trafgen::synth::{Engine, EngineConfig, FlowLengths};
 
@@ -252,6 +253,58 @@ fn tcp_flows_open_with_a_handshake_as_often_as_in_training() {
     }
     let opened = first.values().filter(|&&f| f & trafgen::capture::TcpFlags::SYN != 0).count() as f64 / first.len() as f64;
     assert!((opened - 0.3).abs() < 0.04, "{opened:.3} of TCP flows open with SYN, the model says 0.3");
+}
+
+#[test]
+fn a_standing_flow_runs_through_the_stream_at_its_rate_with_its_ports() {
+    let mut m = load();
+    let stream = StandingFlow {
+        kind: FlowKind::Unconnected,
+        pps: 80.0,
+        server_port: 26454,
+        client_port: 18826,
+        ip_proto: 17,
+        v6: false,
+        client_rank: 0,
+        server_rank: 1,
+        mid_stream: false,
+        share: 1.0,
+    };
+    let cfg = EngineConfig { seed: 3, ..Default::default() };
+    let without = Engine::pilot_rate(&m, &cfg, 2_000).unwrap().pps;
+    m.aggregate.standing = vec![stream];
+    let with = Engine::pilot_rate(&m, &cfg, 2_000).unwrap().pps;
+    assert!((with - without - 80.0).abs() < 1e-6, "the steady rate counts the stream: {without} -> {with}");
+    // 60 s: the stream is there from its first second to its last, at 80 packets/s
+    let mut e = Engine::new(&m, cfg.clone()).unwrap();
+    e.limit_duration(60_000_000_000);
+    let mut ts = Vec::new();
+    for p in e.by_ref().filter(|p| p.client_port == 18826) {
+        assert_eq!((p.server_port, p.proto), (26454, trafgen::synth::Proto::Udp));
+        ts.push(p.ts_ns as f64 / 1e9);
+    }
+    let n = ts.len() as f64;
+    assert!((n / 60.0 / 80.0 - 1.0).abs() < 0.25, "{n} packets in 60 s, 4800 expected");
+    assert!(ts[0] < 1.0 && *ts.last().unwrap() > 59.0, "from {} s to {} s", ts[0], ts.last().unwrap());
+    for w in 0..6 {
+        let k = ts.iter().filter(|&&t| t >= w as f64 * 10.0 && t < (w + 1) as f64 * 10.0).count();
+        assert!(k > 400, "{k} packets in seconds {}..{}", w * 10, (w + 1) * 10);
+    }
+    // a stream limited to so many flows ends with its last one; the stream ends with it
+    let mut e = Engine::new(&m, cfg.clone()).unwrap();
+    e.limit_flows(20);
+    let ids: std::collections::HashSet<u64> = e.by_ref().map(|p| p.flow_id).collect();
+    assert_eq!(ids.len(), 21, "20 flows and the standing one");
+    // a capture's share: in a stream with that probability (one draw per seed)
+    m.aggregate.standing[0].share = 0.3;
+    let has = (0..200)
+        .filter(|&seed| {
+            let mut e = Engine::new(&m, EngineConfig { seed, ..cfg.clone() }).unwrap();
+            e.limit_duration(1_000_000_000);
+            e.by_ref().any(|p| p.client_port == 18826)
+        })
+        .count();
+    assert!((40..80).contains(&has), "{has} of 200 streams have it, 60 expected");
 }
 
 #[test]

@@ -73,4 +73,5 @@ def main():
     res['final_drift_us'] = round(sched_err[-1]/1000, 1)
     res['captured_gap_us'] = {k: round(pct(gaps, p), 3) for k, p in (('min', 0), ('med', 50), ('p99', 99), ('max', 100))}
     print(json.dumps(res))
-main()
+if __name__ == '__main__':
+    main()

@@ -171,6 +171,7 @@ mod tests {
                 size: 100,
                 tcp_flags: 0,
                 server_port: 0,
+                client_port: 0,
                 client_rank: PLAN_CHOOSES,
                 server_rank: PLAN_CHOOSES,
                 last: i == 1,

@@ -14,6 +14,7 @@ use tch::{Kind, Tensor};
 
 use super::dataset::FlowRow;
 use super::gmm::{Gmm, GmmError, GmmFitOptions};
+use super::standing::{self, StandingFlow};
 use crate::flow::FlowKind;
 use crate::rng::SplitMix64;
 
@@ -60,6 +61,9 @@ pub struct Aggregate {
     /// Probability that a TCP flow is seen from its SYN (else from the middle: a capture of a
     /// backbone link for milliseconds sees almost no opening; one of a LAN for hours, most).
     pub tcp_open_p: f64,
+    /// Flows that run for the whole stream, outside the arrivals above (empty: models before
+    /// them, or captures without such flows).
+    pub standing: Vec<StandingFlow>,
 }
 
 /// A flow drawn from the aggregate model.
@@ -189,8 +193,15 @@ fn draw_rank(p: &[f64], rng: &mut SplitMix64) -> u32 {
 }
 
 impl Aggregate {
-    /// Fits on the flow table. `k_max` bounds the GMM components.
-    pub fn fit(rows: &[FlowRow], k_max: usize, seed: u64) -> Result<Aggregate, GmmError> {
+    /// Fits on the flow table. `k_max` bounds the GMM components. Standing flows
+    /// ([`standing::is_standing`]) are kept apart: everything but the host ranks is fitted on
+    /// the other flows, the arrivals.
+    pub fn fit(all_rows: &[FlowRow], k_max: usize, seed: u64) -> Result<Aggregate, GmmError> {
+        let client_of = rank_of(all_rows.iter().map(|r| r.client_host));
+        let server_of = rank_of(all_rows.iter().map(|r| r.server_host));
+        let standing = standing::fit(all_rows, |r| (client_of.get(&r.client_host).copied().unwrap_or(0), server_of.get(&r.server_host).copied().unwrap_or(0)));
+        let rows: Vec<FlowRow> = all_rows.iter().filter(|r| !standing::is_standing(r)).copied().collect();
+        let rows = rows.as_slice();
         let mut kind_n = [0f64; 3];
         rows.iter().for_each(|r| kind_n[r.kind.index()] += 1.0);
         let total = kind_n.iter().sum::<f64>().max(1.0);
@@ -209,8 +220,6 @@ impl Aggregate {
         let mut ports: [Vec<Weighted<(u16, u8)>>; 3] = Default::default();
         let mut component_ports: [Vec<Vec<Weighted<(u16, u8)>>>; 3] = Default::default();
         let mut component_ranks: [Vec<[Vec<f64>; 2]>; 3] = Default::default();
-        let client_of = rank_of(rows.iter().map(|r| r.client_host));
-        let server_of = rank_of(rows.iter().map(|r| r.server_host));
         let mut proto: [Vec<Weighted<u8>>; 3] = Default::default();
         let mut v6_share = [0f64; 3];
         for kind in FlowKind::ALL {
@@ -254,10 +263,11 @@ impl Aggregate {
             component_ports,
             proto,
             v6_share,
-            client_rank: ranks(rows.iter().map(|r| r.client_host)),
-            server_rank: ranks(rows.iter().map(|r| r.server_host)),
+            client_rank: ranks(all_rows.iter().map(|r| r.client_host)),
+            server_rank: ranks(all_rows.iter().map(|r| r.server_host)),
             component_ranks,
             tcp_open_p: tcp_open_share(rows),
+            standing,
         })
     }
 
@@ -312,6 +322,9 @@ impl Aggregate {
             ("server_rank".to_string(), Tensor::from_slice(&self.server_rank)),
             ("tcp_open_p".to_string(), Tensor::from_slice(&[self.tcp_open_p])),
         ];
+        if !self.standing.is_empty() {
+            out.push(("standing".to_string(), standing::to_tensor(&self.standing)));
+        }
         if let Some(g) = &self.gap {
             out.extend(g.named_tensors("gap"));
         }
@@ -386,6 +399,8 @@ impl Aggregate {
                     _ => return Err("tensor `tcp_open_p` must be one probability".into()),
                 },
             },
+            // absent in models made before it: no standing flows
+            standing: get("standing").map_or(Ok(Vec::new()), |t| standing::from_tensor(&t, "standing"))?,
         };
         for kind in FlowKind::ALL {
             let k = kind.index();
@@ -443,12 +458,16 @@ mod tests {
             bytes: packets * 200,
             duration_s: duration_s * (0.8 + 0.4 * rng.next_f64()),
             server_port: port,
+            client_port: 40000,
             ip_proto: 17,
             ip_version: 4,
             client_host: rng.below(20) as u32,
             server_host: rng.below(5) as u32,
             mid_stream: false,
             since_capture_start_s: 0.0,
+            until_capture_end_s: 0.0,
+            capture_span_s: 0.0,
+            capture: 0,
         };
         let mut v: Vec<FlowRow> = (0..40).map(|_| row(5004, 3000, 60.0, &mut rng)).collect();
         v.extend((0..160).map(|_| row(53, 2, 0.01, &mut rng)));
@@ -539,12 +558,16 @@ mod open_tests {
             bytes: 1000,
             duration_s,
             server_port: 443,
+            client_port: 40000,
             ip_proto: 6,
             ip_version: 4,
             client_host: 0,
             server_host: 1,
             mid_stream,
             since_capture_start_s,
+            until_capture_end_s: 0.0,
+            capture_span_s: 0.0,
+            capture: 0,
         }
     }
 

@@ -80,6 +80,7 @@ pub struct FlowRow {
     pub bytes: u64,
     pub duration_s: f64,
     pub server_port: u16,
+    pub client_port: u16,
     pub ip_proto: u8,
     pub ip_version: u8,
     /// Index of the client / server host in order of first appearance.
@@ -89,6 +90,13 @@ pub struct FlowRow {
     pub mid_stream: bool,
     /// Seconds from its capture's first packet to its own first packet.
     pub since_capture_start_s: f64,
+    /// Seconds from its own last packet to its capture's last packet (0: the capture ended
+    /// with the flow still going, as far as can be told).
+    pub until_capture_end_s: f64,
+    /// Seconds from its capture's first packet to its last.
+    pub capture_span_s: f64,
+    /// Which training capture it is from (0, 1, … in input order).
+    pub capture: u32,
 }
 
 /// One training input.
@@ -131,6 +139,10 @@ struct Collector {
     hosts: FxHashMap<[u8; 16], u32>,
     /// First packet time of the current capture.
     file_first_ns: Option<i64>,
+    /// Index into `flow_rows` of the current capture's first flow.
+    file_rows_from: usize,
+    /// Captures started so far.
+    files: u32,
 }
 
 impl Collector {
@@ -145,6 +157,19 @@ impl Observer for Collector {
         // flow ids keep counting across files; host identities are per capture
         self.hosts.clear();
         self.file_first_ns = None;
+        self.file_rows_from = self.flow_rows.len();
+        self.files += 1;
+    }
+    fn file_end(&mut self, report: &ingest::FileReport) {
+        // every flow of the capture has ended by now (the table is flushed at its end)
+        let span_s = match (report.first_ns, report.last_ns) {
+            (Some(a), Some(b)) => (b - a).max(0) as f64 / 1e9,
+            _ => 0.0,
+        };
+        for (_, r) in &mut self.flow_rows[self.file_rows_from..] {
+            r.capture_span_s = span_s;
+            r.until_capture_end_s = (span_s - r.since_capture_start_s - r.duration_s).max(0.0);
+        }
     }
     fn packet(&mut self, p: &Packet, a: Option<&Assignment>, f: Option<&PacketFeatures>) {
         self.file_first_ns.get_or_insert(p.ts_ns);
@@ -166,12 +191,17 @@ impl Observer for Collector {
                 bytes: ff.bytes_fwd + ff.bytes_bwd,
                 duration_s: ff.duration_s,
                 server_port: ff.server_port,
+                client_port: ff.client_port,
                 ip_proto: ff.ip_proto,
                 ip_version: ff.ip_version,
                 client_host,
                 server_host,
                 mid_stream: ff.mid_stream,
                 since_capture_start_s: self.file_first_ns.map_or(0.0, |t| (ff.start_ns - t).max(0) as f64 / 1e9),
+                // filled in when the capture ends
+                until_capture_end_s: 0.0,
+                capture_span_s: 0.0,
+                capture: self.files.saturating_sub(1),
             },
         ));
     }

@@ -4,7 +4,8 @@
 //!   clustered by a full-covariance GMM ([`gmm`]); a component stands for a kind of packet;
 //! - flow level: an LSTM per flow kind over the component sequence of a flow ([`flow_lstm`]);
 //! - aggregate level: flow arrivals, kind mix, per-kind flow sizes and the header
-//!   distributions (ports, protocols, host popularity) ([`aggregate`]);
+//!   distributions (ports, protocols, host popularity) ([`aggregate`]), and the flows a
+//!   capture is never without, kept apart from the arrivals ([`standing`]);
 //! - TCP handshake and teardown heads: timing and sizes of the opening and closing packets of
 //!   connected flows, and how flows close ([`tcp_heads`]).
 //!
@@ -22,6 +23,7 @@ pub mod manifest;
 pub mod packet_bank;
 pub mod payload_support;
 pub mod scaler;
+pub mod standing;
 pub mod store;
 pub mod tcp_heads;
 pub mod train;

@@ -21,9 +21,11 @@ use std::collections::BinaryHeap;
 use super::{Proto, SynthPacket};
 use crate::capture::TcpFlags;
 use crate::flow::{Direction, FlowKind};
+use crate::model::aggregate::FlowDraw;
 use crate::model::lean_lstm::{sample_logits, LeanError, LeanLstm};
 use crate::model::packet_bank::{PacketBank, DEFAULT_PER_COMPONENT};
 use crate::model::tcp_heads::{Close, Role, TcpHeads};
+use crate::model::standing::StandingFlow;
 use crate::model::Model;
 use crate::rng::SplitMix64;
 use crate::wire::emit::syn_options;
@@ -39,6 +41,8 @@ const LOW_WATER: usize = 4;
 const START_AHEAD: usize = 64;
 /// Handshake tokens tolerated from a TCP flow's LSTM before the flow is closed.
 const MAX_SKIPPED: u32 = 16;
+/// Gaps over which a standing flow's drawn gaps are averaged to pace it.
+const PACE_WINDOW: u32 = 1000;
 
 /// What the engine may do (shared by `trafgen generate` and the daemon).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -149,6 +153,8 @@ struct LiveFlow {
     proto: Proto,
     v6: bool,
     server_port: u16,
+    /// 0 for the arrivals (the address plan picks); a standing flow's own.
+    client_port: u16,
     client_rank: u32,
     server_rank: u32,
     rng: SplitMix64,
@@ -175,6 +181,10 @@ struct LiveFlow {
     ip_hdr: u32,
     l4_hdr: u32,
     queue: Ahead,
+    /// A standing flow's target mean gap between its packets, ns (0: a flow of the arrivals).
+    pace_ns: f64,
+    /// A standing flow's running mean of the gaps its LSTM draws, ns ([`LiveFlow::paced`]).
+    drawn_gap_ns: f64,
 }
 
 /// What varies between a flow's packets (the rest is the flow's).
@@ -256,6 +266,22 @@ impl LiveFlow {
         self.target == u32::MAX || self.packets.saturating_add(then) >= self.target
     }
 
+    fn standing(&self) -> bool {
+        self.pace_ns > 0.0
+    }
+
+    /// A drawn gap, for a standing flow stretched so that its mean is the flow's pace: the
+    /// LSTM's gaps are those of its kind, and a standing flow keeps its own rate (the running
+    /// mean spans [`PACE_WINDOW`] gaps, so bursts and pauses keep their shape).
+    fn paced(&mut self, dt_ns: f64) -> f64 {
+        if !self.standing() {
+            return dt_ns;
+        }
+        let w = f64::from(self.packets.clamp(1, PACE_WINDOW));
+        self.drawn_gap_ns += (dt_ns - self.drawn_gap_ns) / w;
+        dt_ns * self.pace_ns / self.drawn_gap_ns.max(1.0)
+    }
+
     fn record(&self, p: &Pending) -> SynthPacket {
         SynthPacket {
             flow_id: self.id,
@@ -266,6 +292,7 @@ impl LiveFlow {
             size: p.size,
             tcp_flags: p.tcp_flags,
             server_port: self.server_port,
+            client_port: self.client_port,
             client_rank: self.client_rank,
             server_rank: self.server_rank,
             last: p.last,
@@ -299,6 +326,10 @@ pub struct Engine<'m> {
     /// Time of the last packet emitted.
     clock: i64,
     starts_left: Option<u64>,
+    /// Flows of the arrivals alive now (the others are standing flows).
+    arrivals_live: usize,
+    /// Packets per second of the standing flows this stream has (at `arrival_scale` 1).
+    standing_pps: f64,
     /// Stream end, on the engine's clock (which runs from the warm-up's start).
     end_ns: Option<i64>,
     /// Warm-up length: packets before it are left out, the rest are shifted back by it.
@@ -339,7 +370,16 @@ impl<'m> Engine<'m> {
                 allowed[kind.index()] = model.aggregate.kind_p[kind.index()] > 0.0;
             }
         }
-        if !allowed.iter().any(|&a| a) {
+        // standing flows of the kinds wanted, each in the stream with its share's probability
+        let mut pick = SplitMix64::for_item(cfg.seed, u64::MAX - 2);
+        let standing: Vec<StandingFlow> = model
+            .aggregate
+            .standing
+            .iter()
+            .filter(|s| lstm[s.kind.index()].is_some() && pick.next_f64() < s.share)
+            .copied()
+            .collect();
+        if !allowed.iter().any(|&a| a) && standing.is_empty() {
             let names: Vec<&str> = FlowKind::ALL.iter().filter(|k| cfg.flow_kinds.is_empty() || cfg.flow_kinds.contains(k)).map(|k| k.name()).collect();
             return Err(EngineError::NoKinds(names.join(", ")));
         }
@@ -347,7 +387,7 @@ impl<'m> Engine<'m> {
         let outputs = model.manifest.flow.lstm.k as usize + 1;
         let mut bank_rng = SplitMix64::for_item(cfg.seed, u64::MAX);
         let bank = PacketBank::build(model, cfg.bank_per_component, &mut bank_rng);
-        Ok(Engine {
+        let mut e = Engine {
             model,
             lstm,
             allowed,
@@ -367,13 +407,19 @@ impl<'m> Engine<'m> {
             next_start_ns: 0.0,
             clock: 0,
             starts_left: None,
+            arrivals_live: 0,
+            standing_pps: standing.iter().map(|s| s.pps * cfg.multiplier).sum(),
             end_ns: None,
             warm_ns: (cfg.warm_up_s * NS).round() as i64,
             pending: None,
             batch: Batch { weights: vec![0.0; outputs], ..Batch::default() },
             stats: EngineStats::default(),
             cfg,
-        })
+        };
+        for s in standing {
+            e.start_standing(&s);
+        }
+        Ok(e)
     }
 
     /// Stop starting flows after `n` of them (the stream ends when they are done).
@@ -401,7 +447,7 @@ impl<'m> Engine<'m> {
     }
 
     fn start_due(&self) -> Option<i64> {
-        if self.starts_left == Some(0) || self.live >= self.cfg.max_live_flows {
+        if self.starts_left == Some(0) || self.live >= self.cfg.max_live_flows || !self.allowed.iter().any(|&a| a) {
             return None;
         }
         let t = (self.next_start_ns.round() as i64).max(self.clock);
@@ -427,7 +473,6 @@ impl<'m> Engine<'m> {
             *n -= 1;
         }
         let id = self.next_id;
-        self.next_id += 1;
         let mut rng = SplitMix64::for_item(self.cfg.seed, id);
         let close = self.heads.sample_close(&mut rng);
         // a TCP flow seen from the middle (no handshake), as often as in training
@@ -436,6 +481,41 @@ impl<'m> Engine<'m> {
             FlowLengths::Aggregate => d.packets.round().clamp(1.0, f64::from(u32::MAX - 1)) as u32,
             FlowLengths::Lstm => u32::MAX,
         };
+        self.arrivals_live += 1;
+        self.launch(&d, t, rng, close, mid_stream, target, 0.0);
+    }
+
+    /// Starts a standing flow, its first packet within one of its gaps of the stream's start
+    /// (so that standing flows do not all begin together). It has no length: it runs until
+    /// the stream ends.
+    fn start_standing(&mut self, s: &StandingFlow) {
+        let mut rng = SplitMix64::for_item(self.cfg.seed, self.next_id);
+        let pace_ns = NS / (s.pps * self.cfg.multiplier * self.cfg.arrival_scale);
+        let t = (rng.next_f64() * pace_ns.min(NS)) as i64;
+        let d = FlowDraw {
+            gap_s: 0.0,
+            kind: s.kind,
+            packets: f64::from(u32::MAX - 1),
+            bytes: 0.0,
+            duration_s: 0.0,
+            server_port: s.server_port,
+            ip_proto: s.ip_proto,
+            v6: s.v6,
+            client_rank: s.client_rank,
+            server_rank: s.server_rank,
+        };
+        let close = self.heads.sample_close(&mut rng);
+        let slot = self.launch(&d, t, rng, close, s.mid_stream, u32::MAX - 1, pace_ns);
+        if let Some(f) = self.flows[slot as usize].as_mut() {
+            f.client_port = s.client_port;
+        }
+    }
+
+    /// Puts a flow in the schedule, its first packet at `t`; returns its slot.
+    #[allow(clippy::too_many_arguments)]
+    fn launch(&mut self, d: &FlowDraw, t: i64, rng: SplitMix64, close: (Close, bool), mid_stream: bool, target: u32, pace_ns: f64) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
         let proto = match d.kind {
             FlowKind::Connected => Proto::Tcp,
             FlowKind::Unconnected if d.ip_proto == 1 || d.ip_proto == 58 => Proto::IcmpEcho,
@@ -449,6 +529,7 @@ impl<'m> Engine<'m> {
             proto,
             v6: d.v6,
             server_port: d.server_port,
+            client_port: 0,
             client_rank: d.client_rank,
             server_rank: d.server_rank,
             rng,
@@ -464,6 +545,8 @@ impl<'m> Engine<'m> {
             ip_hdr: if d.v6 { 40 } else { 20 },
             l4_hdr: if proto == Proto::Tcp { 20 } else { 8 },
             queue: Ahead::default(),
+            pace_ns,
+            drawn_gap_ns: 0.0,
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -487,6 +570,7 @@ impl<'m> Engine<'m> {
         self.heap.push(Reverse((t, id, slot)));
         self.short.push(slot);
         self.unbegun += 1;
+        slot
     }
 
     /// Fills every flow whose look-ahead ran short (at most one packet) since the last round
@@ -539,6 +623,9 @@ impl<'m> Engine<'m> {
     }
 
     fn release(&mut self, slot: u32) {
+        if self.flows[slot as usize].as_ref().is_some_and(|f| !f.standing()) {
+            self.arrivals_live -= 1;
+        }
         self.flows[slot as usize] = None;
         self.free.push(slot);
         self.live -= 1;
@@ -587,7 +674,7 @@ impl Rules<'_> {
                     f.phase = if n == 2 { Phase::Data } else { Phase::Handshake(n + 1) };
                 }
                 Phase::Data => {
-                    if f.packets >= self.cfg.max_flow_packets {
+                    if f.packets >= self.cfg.max_flow_packets && !f.standing() {
                         self.stats.truncated_flows += 1;
                         self.close(f);
                     } else if f.target != u32::MAX && !f.wants_more() {
@@ -613,7 +700,7 @@ impl Rules<'_> {
             return;
         }
         let p = self.bank.draw(token, &mut f.rng);
-        let dt_ns = p.time_diff_s * NS / self.cfg.multiplier;
+        let dt_ns = f.paced(p.time_diff_s * NS / self.cfg.multiplier);
         let size = f.ip_hdr + f.l4_hdr + p.size.saturating_sub(p.header_len);
         if f.proto != Proto::Tcp {
             push(f, dt_ns, p.direction, size, 0);
@@ -698,7 +785,7 @@ fn push(f: &mut LiveFlow, dt_ns: f64, direction: Direction, size: u32, tcp_flags
     if f.packets > 0 {
         f.t_ns += dt_ns.max(0.0).round() as i64;
     }
-    f.packets += 1;
+    f.packets = f.packets.saturating_add(1);
     f.queue.push_back(Pending { ts_ns: f.t_ns, size, tcp_flags, backward: direction == Direction::Backward, last: false });
 }
 
@@ -755,6 +842,12 @@ impl Engine<'_> {
             if let Some(t) = self.start_due().filter(|&t| top.is_none_or(|top| t <= top) || self.unbegun < START_AHEAD) {
                 self.start_flow(t);
                 continue;
+            }
+            if self.starts_left == Some(0) && self.arrivals_live == 0 && self.live > 0 {
+                // the last flow of a stream limited to so many flows has ended: the standing
+                // flows end with it
+                self.heap.clear();
+                return None;
             }
             // The top entry stays in the heap while it is served: most of the time it is
             // re-keyed in place (one sift instead of a pop and a push).
@@ -868,8 +961,8 @@ impl Engine<'_> {
         Ok(Rate { pps, bps: pps * bits / n.max(1) as f64 })
     }
 
-    /// Mean packets per flow over mean gap between flow starts, over `draws` aggregate draws
-    /// (`None` when no time passes: a model without gaps).
+    /// Mean packets per flow over mean gap between flow starts, over `draws` aggregate draws,
+    /// plus the standing flows' rates (`None` when no time passes: a model without gaps).
     fn steady_pps(&self, draws: usize) -> Option<f64> {
         let mut rng = SplitMix64::for_item(self.cfg.seed, u64::MAX - 1);
         let agg = &self.model.aggregate;
@@ -891,6 +984,11 @@ impl Engine<'_> {
                 target
             };
         }
-        (t > 0.0).then(|| packets / t)
+        // the standing flows run beside the arrivals
+        let arrivals = (t > 0.0).then(|| packets / t);
+        if self.standing_pps > 0.0 {
+            return Some(arrivals.unwrap_or(0.0) + self.standing_pps);
+        }
+        arrivals
     }
 }

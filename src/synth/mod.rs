@@ -59,6 +59,9 @@ pub struct SynthPacket {
     pub tcp_flags: u16,
     /// Server port; 0 lets the address plan choose.
     pub server_port: u16,
+    /// Client port; 0 lets the address plan choose (an ephemeral port): only a standing
+    /// flow keeps the one it had in training.
+    pub client_port: u16,
     /// Popularity rank of the client and server hosts (0 = most popular), or [`PLAN_CHOOSES`].
     pub client_rank: u32,
     pub server_rank: u32,

@@ -22,6 +22,7 @@ fn rec(flow_id: u64, proto: Proto, v6: bool, dir: Direction, ts_ns: i64, size: u
         size,
         tcp_flags: flags,
         server_port: 0,
+                client_port: 0,
         client_rank: PLAN_CHOOSES,
         server_rank: PLAN_CHOOSES,
         last: false,

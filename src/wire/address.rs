@@ -217,8 +217,10 @@ impl AddressPlan {
         &self.cfg
     }
 
-    /// Endpoints for a new flow. `rng` is the flow's own stream.
-    pub fn allocate(&mut self, proto: Proto, v6: bool, client_rank: u32, server_rank: u32, server_port: u16, rng: &mut SplitMix64) -> Endpoints {
+    /// Endpoints for a new flow: `ports` are the client and server ports asked for (0: the
+    /// plan picks). `rng` is the flow's own stream.
+    pub fn allocate(&mut self, proto: Proto, v6: bool, client_rank: u32, server_rank: u32, ports: [u16; 2], rng: &mut SplitMix64) -> Endpoints {
+        let [client_port, server_port] = ports;
         let pick = |rank: u32, n: u32, rng: &mut SplitMix64| {
             if rank == PLAN_CHOOSES { rng.below(u64::from(n)) } else { u64::from(rank % n) }
         };
@@ -236,11 +238,16 @@ impl AddressPlan {
             (Proto::Tcp | Proto::Udp, p) => p,
             _ => 0,
         };
-        let client_port = match proto {
-            Proto::Tcp | Proto::Udp => self.take_port(client.ip, rng),
+        let client_port = match (proto, client_port) {
+            (Proto::Tcp | Proto::Udp, 0) => self.take_port(client.ip, rng),
+            (Proto::Tcp | Proto::Udp, p) => {
+                // held like an ephemeral one while the flow lives
+                self.pools.entry(client.ip).or_default().used.insert(p);
+                p
+            }
             // the ICMP echo identifier plays the client port's part
-            Proto::IcmpEcho => (rng.next_u32() & 0xffff) as u16,
-            Proto::Arp => 0,
+            (Proto::IcmpEcho, _) => (rng.next_u32() & 0xffff) as u16,
+            (Proto::Arp, _) => 0,
         };
         Endpoints { client, server, client_port, server_port }
     }
@@ -289,15 +296,15 @@ mod tests {
         let cfg = WireConfig { client_hosts: 1, ephemeral_ports: [40000, 40009], ..WireConfig::default() };
         let mut plan = AddressPlan::new(cfg);
         let mut rng = SplitMix64::new(1);
-        let eps: Vec<Endpoints> = (0..10).map(|_| plan.allocate(Proto::Tcp, false, 0, 0, 0, &mut rng)).collect();
+        let eps: Vec<Endpoints> = (0..10).map(|_| plan.allocate(Proto::Tcp, false, 0, 0, [0, 0], &mut rng)).collect();
         let mut ports: Vec<u16> = eps.iter().map(|e| e.client_port).collect();
         ports.sort();
         assert_eq!(ports, (40000..40010).collect::<Vec<_>>());
         assert_eq!(plan.ports_exhausted, 0);
-        plan.allocate(Proto::Tcp, false, 0, 0, 0, &mut rng);
+        plan.allocate(Proto::Tcp, false, 0, 0, [0, 0], &mut rng);
         assert_eq!(plan.ports_exhausted, 1);
         plan.release(Proto::Tcp, &eps[3]);
-        let e = plan.allocate(Proto::Tcp, false, 0, 0, 0, &mut rng);
+        let e = plan.allocate(Proto::Tcp, false, 0, 0, [0, 0], &mut rng);
         assert_eq!(e.client_port, eps[3].client_port);
     }
 
@@ -305,15 +312,15 @@ mod tests {
     fn ranks_map_to_stable_hosts_inside_the_prefixes() {
         let mut plan = AddressPlan::new(WireConfig::default());
         let mut rng = SplitMix64::new(2);
-        let a = plan.allocate(Proto::Udp, false, 3, 1, 0, &mut rng);
-        let b = plan.allocate(Proto::Udp, false, 203, 21, 0, &mut rng);
+        let a = plan.allocate(Proto::Udp, false, 3, 1, [0, 0], &mut rng);
+        let b = plan.allocate(Proto::Udp, false, 203, 21, [0, 0], &mut rng);
         assert_eq!(a.client.ip, b.client.ip, "rank wraps modulo client_hosts");
         assert_eq!(&a.client.ip[..4], &[10, 1, 0, 4]);
         assert_eq!(&a.server.ip[..4], &[10, 2, 0, 2]);
         assert!(matches!(a.server_port, 53 | 123));
         assert_eq!(a.client.mac, mac_for(&a.client.ip));
         assert_eq!(a.client.mac[0] & 0x03, 0x02, "locally administered unicast");
-        let v6 = plan.allocate(Proto::Tcp, true, 0, 0, 8080, &mut rng);
+        let v6 = plan.allocate(Proto::Tcp, true, 0, 0, [0, 8080], &mut rng);
         assert_eq!(&v6.client.ip[..4], &[0xfd, 0, 0, 1]);
         assert_eq!(v6.server_port, 8080);
     }

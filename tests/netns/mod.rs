@@ -79,6 +79,7 @@ pub fn udp_capture(path: &Path, gaps_ns: &[i64]) {
             size: 60 + (i as u32 * 37) % 1400,
             tcp_flags: 0,
             server_port: 0,
+                client_port: 0,
             client_rank: PLAN_CHOOSES,
             server_rank: PLAN_CHOOSES,
             last: false,
