@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use trafgen::flow::FlowKind;
-use trafgen::model::standing::StandingFlow;
+use trafgen::model::standing::{StandingFlow, GAP_QUANTILES};
 use trafgen::model::Model;
 use trafgen::synth::{Engine, EngineConfig, FlowLengths};
 
@@ -269,10 +269,13 @@ fn a_standing_flow_runs_through_the_stream_at_its_rate_with_its_ports() {
         server_rank: 1,
         mid_stream: false,
         share: 1.0,
+        chain: Vec::new(),
+        gaps: Vec::new(),
+        backward: Vec::new(),
     };
     let cfg = EngineConfig { seed: 3, ..Default::default() };
     let without = Engine::pilot_rate(&m, &cfg, 2_000).unwrap().pps;
-    m.aggregate.standing = vec![stream];
+    m.aggregate.standing = vec![stream.clone()];
     let with = Engine::pilot_rate(&m, &cfg, 2_000).unwrap().pps;
     assert!((with - without - 80.0).abs() < 1e-6, "the steady rate counts the stream: {without} -> {with}");
     // 60 s: the stream is there from its first second to its last, at 80 packets/s
@@ -305,6 +308,21 @@ fn a_standing_flow_runs_through_the_stream_at_its_rate_with_its_ports() {
         })
         .count();
     assert!((40..80).contains(&has), "{has} of 200 streams have it, 60 expected");
+    // its own chain: always component c, 12.5 ms after the previous packet, from the server
+    let k = m.packet_gmm.k();
+    let c = k / 2;
+    let mut own = StandingFlow { chain: vec![0.0; (k + 1) * k], gaps: vec![f64::NAN; k * GAP_QUANTILES], backward: vec![f64::NAN; k], ..stream };
+    (0..=k).for_each(|r| own.chain[r * k + c] = 1.0);
+    own.gaps[c * GAP_QUANTILES..(c + 1) * GAP_QUANTILES].fill(0.0125f64.log10());
+    own.backward[c] = 1.0;
+    m.aggregate.standing = vec![own];
+    let mut e = Engine::new(&m, cfg).unwrap();
+    e.limit_duration(10_000_000_000);
+    let mine: Vec<_> = e.by_ref().filter(|p| p.client_port == 18826).collect();
+    assert!((750..850).contains(&mine.len()), "{} packets in 10 s at 80/s", mine.len());
+    assert!(mine.iter().all(|p| p.direction == trafgen::flow::Direction::Backward));
+    let gaps: Vec<i64> = mine.windows(2).map(|w| w[1].ts_ns - w[0].ts_ns).collect();
+    assert!(gaps.iter().all(|&g| (g - 12_500_000).abs() < 100_000), "every gap 12.5 ms: {:?}", &gaps[..5]);
 }
 
 #[test]

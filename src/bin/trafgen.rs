@@ -916,6 +916,10 @@ fn train(args: &TrainArgs) -> Result<()> {
     for (kind, c) in &m.training.lstm_loss {
         println!("flow      LSTM {kind}: held-out loss {:.4} after {} epochs", last(c), c.train.len());
     }
+    for s in &model.aggregate.standing {
+        let ports = if s.kind == trafgen::flow::FlowKind::NoFlow { String::new() } else { format!(" to port {} from port {}", s.server_port, s.client_port) };
+        println!("standing  {} flow{ports}: {:.1} packets/s, in {:.1} % of streams", s.kind.name(), s.pps, 100.0 * s.share);
+    }
     println!("flow      {:.1} s; aggregate {:.1} s; total {:.1} s on {}", m.training.seconds_flow, m.training.seconds_aggregate, started.elapsed().as_secs_f64(), m.device);
     Ok(())
 }

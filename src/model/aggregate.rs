@@ -325,6 +325,11 @@ impl Aggregate {
         if !self.standing.is_empty() {
             out.push(("standing".to_string(), standing::to_tensor(&self.standing)));
         }
+        for (i, s) in self.standing.iter().enumerate().filter(|(_, s)| !s.chain.is_empty()) {
+            out.push((format!("standing.c{i}.chain"), Tensor::from_slice(&s.chain)));
+            out.push((format!("standing.c{i}.gaps"), Tensor::from_slice(&s.gaps)));
+            out.push((format!("standing.c{i}.backward"), Tensor::from_slice(&s.backward)));
+        }
         if let Some(g) = &self.gap {
             out.extend(g.named_tensors("gap"));
         }
@@ -402,6 +407,20 @@ impl Aggregate {
             // absent in models made before it: no standing flows
             standing: get("standing").map_or(Ok(Vec::new()), |t| standing::from_tensor(&t, "standing"))?,
         };
+        for (i, s) in agg.standing.iter_mut().enumerate() {
+            let name = format!("standing.c{i}.chain");
+            if get(&name).is_some() {
+                s.chain = f64s(&name)?;
+                if s.chain.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
+                    return Err(format!("tensor `{name}` must hold weights ≥ 0"));
+                }
+                s.gaps = f64s(&format!("standing.c{i}.gaps"))?;
+                s.backward = f64s(&format!("standing.c{i}.backward"))?;
+                if s.gaps.iter().any(|g| g.is_infinite()) || s.backward.iter().any(|b| *b < 0.0 || *b > 1.0) {
+                    return Err(format!("tensors `standing.c{i}.gaps`/`.backward` must hold log10 seconds and shares in 0..=1"));
+                }
+            }
+        }
         for kind in FlowKind::ALL {
             let k = kind.index();
             let n = kind.name();
@@ -468,6 +487,7 @@ mod tests {
             until_capture_end_s: 0.0,
             capture_span_s: 0.0,
             capture: 0,
+            seq: None,
         };
         let mut v: Vec<FlowRow> = (0..40).map(|_| row(5004, 3000, 60.0, &mut rng)).collect();
         v.extend((0..160).map(|_| row(53, 2, 0.01, &mut rng)));
@@ -568,6 +588,7 @@ mod open_tests {
             until_capture_end_s: 0.0,
             capture_span_s: 0.0,
             capture: 0,
+            seq: None,
         }
     }
 

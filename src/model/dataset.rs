@@ -97,6 +97,8 @@ pub struct FlowRow {
     pub capture_span_s: f64,
     /// Which training capture it is from (0, 1, … in input order).
     pub capture: u32,
+    /// Its packets: index into [`Dataset::flows`] (`None`: no packet rows).
+    pub seq: Option<usize>,
 }
 
 /// One training input.
@@ -202,6 +204,7 @@ impl Observer for Collector {
                 until_capture_end_s: 0.0,
                 capture_span_s: 0.0,
                 capture: self.files.saturating_sub(1),
+                seq: None,
             },
         ));
     }
@@ -217,6 +220,7 @@ pub fn collect(paths: &[PathBuf], opts: &IngestOptions) -> Result<Dataset, Inges
     order.sort_by_key(|&i| c.keys[i as usize]);
     let mut packets = Vec::with_capacity(c.rows.len());
     let mut flows = Vec::new();
+    let mut seq_of: FxHashMap<u64, usize> = FxHashMap::default();
     let mut i = 0;
     while i < order.len() {
         let id = c.keys[order[i] as usize].0;
@@ -227,10 +231,12 @@ pub fn collect(paths: &[PathBuf], opts: &IngestOptions) -> Result<Dataset, Inges
             i += 1;
         }
         let kind = c.flow_kind.get(&id).copied().unwrap_or(FlowKind::NoFlow);
+        seq_of.insert(id, flows.len());
         flows.push(FlowSeq { kind, start, len: i - start });
     }
     c.flow_rows.sort_by_key(|(id, _)| *id);
-    Ok(Dataset { packets, flows, flow_rows: c.flow_rows.into_iter().map(|(_, r)| r).collect(), report })
+    let flow_rows = c.flow_rows.into_iter().map(|(id, r)| FlowRow { seq: seq_of.get(&id).copied(), ..r }).collect();
+    Ok(Dataset { packets, flows, flow_rows, report })
 }
 
 /// sha256 of a file, hex.

@@ -108,7 +108,13 @@ impl Model {
         }
         let agg_path = dir.join(store::AGGREGATE);
         let t = store::read_tensors(&agg_path)?;
-        let aggregate = Aggregate::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: agg_path, msg })?;
+        let aggregate = Aggregate::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: agg_path.clone(), msg })?;
+        let k = packet_gmm.k();
+        let fits = |s: &standing::StandingFlow| s.chain.is_empty() || (s.chain.len() == (k + 1) * k && s.gaps.len() == k * standing::GAP_QUANTILES && s.backward.len() == k);
+        if let Some(i) = aggregate.standing.iter().position(|s| !fits(s)) {
+            let msg = format!("tensors `standing.c{i}.*` do not fit {k} packet components");
+            return Err(ModelError::Invalid { path: agg_path, msg });
+        }
         let tcp_path = dir.join(store::TCP_HEADS);
         let t = store::read_tensors(&tcp_path)?;
         let tcp = TcpHeads::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: tcp_path, msg })?;

@@ -8,14 +8,20 @@
 //! packet-weighted distribution (hosts, ports, protocol, sizes) swing with that draw.
 //!
 //! So training takes such flows out of the arrival model and keeps each here with what it
-//! is (kind, service, hosts) and its packet rate; generation runs each of them for the whole
-//! stream, paced to that rate ([`crate::synth`]). With several training captures, a
+//! is (kind, service, hosts), its packet rate and its own sequence model: a first-order
+//! Markov chain over the packet components its packets fall in, and per component the
+//! quantiles of its gaps and its share of packets sent by the server. The kind's LSTM learnt
+//! from every flow of the kind, and starts like most of them: a stream among DNS lookups
+//! came out with lookup-sized packets and gaps. Generation runs each standing flow for the
+//! whole stream on its chain (sizes from the component's decoded packets, gaps and direction
+//! from the flow's own tables), paced to its rate ([`crate::synth`]). With several training captures, a
 //! standing flow is in a generated stream with the probability of its capture's share of the
 //! training time (one draw per stream).
 
 use tch::{Kind, Tensor};
 
-use super::dataset::FlowRow;
+use super::aggregate::MAX_GAP_S;
+use super::dataset::{col, Dataset, FlowRow};
 use crate::flow::FlowKind;
 
 /// Captures shorter than this have no standing flows (whether a flow outlasts the capture
@@ -28,7 +34,7 @@ pub const MIN_SHARE_OF_SPAN: f64 = 0.5;
 pub const END_GAPS: f64 = 2.0;
 
 /// One standing flow.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StandingFlow {
     pub kind: FlowKind,
     /// Its packets per second in training.
@@ -45,6 +51,99 @@ pub struct StandingFlow {
     pub mid_stream: bool,
     /// Probability that a generated stream has it: its capture's share of the training time.
     pub share: f64,
+    /// Its packets' components as a Markov chain: `(k + 1) × k` transition weights, row `c`
+    /// from component `c`, row `k` the components' frequencies (where it is entered, as a
+    /// stream seen from its middle). Empty: the kind's LSTM writes it (no packet rows).
+    pub chain: Vec<f64>,
+    /// Per component, [`GAP_QUANTILES`] quantiles of log10 seconds since the flow's previous
+    /// packet, for its packets in that component (NaN: none there).
+    pub gaps: Vec<f64>,
+    /// Per component, the share of its packets there sent by the server (NaN: none there).
+    pub backward: Vec<f64>,
+}
+
+/// Quantiles kept of a standing flow's gaps per component (0 %, 3.125 %, …, 100 %).
+pub const GAP_QUANTILES: usize = 33;
+
+impl StandingFlow {
+    /// The next component after `from` (`k` or more: entering the chain), `u` uniform in [0, 1).
+    pub fn next_component(&self, k: usize, from: usize, u: f64) -> usize {
+        let row = |r: usize| &self.chain[r * k..(r + 1) * k];
+        let mut w = row(from.min(k));
+        let mut total: f64 = w.iter().sum();
+        if total <= 0.0 {
+            // a component the flow never left in training: enter afresh
+            w = row(k);
+            total = w.iter().sum();
+        }
+        let mut x = u * total;
+        for (c, &p) in w.iter().enumerate() {
+            x -= p;
+            if x < 0.0 {
+                return c;
+            }
+        }
+        w.iter().rposition(|&p| p > 0.0).unwrap_or(0)
+    }
+
+    /// A gap (seconds) for a packet in component `c`, drawn between the flow's quantiles
+    /// there (log-linear), `u` uniform in [0, 1); `None` when it had no packet there.
+    pub fn gap_s(&self, k: usize, c: usize, u: f64) -> Option<f64> {
+        let q = self.gaps.get(c * GAP_QUANTILES..(c + 1) * GAP_QUANTILES).filter(|_| self.gaps.len() == k * GAP_QUANTILES)?;
+        if q[0].is_nan() {
+            return None;
+        }
+        let x = u * (GAP_QUANTILES - 1) as f64;
+        let i = (x as usize).min(GAP_QUANTILES - 2);
+        Some(10f64.powf(q[i] + (q[i + 1] - q[i]) * (x - i as f64)))
+    }
+
+    /// Whether a packet in component `c` goes from the server, `u` uniform in [0, 1);
+    /// `None` when the flow had no packet there.
+    pub fn backward(&self, c: usize, u: f64) -> Option<bool> {
+        self.backward.get(c).filter(|p| !p.is_nan()).map(|&p| u < p)
+    }
+}
+
+/// Learns each standing flow's chain, gaps and directions from its packets (`ds`) and their
+/// components (`components[row]`); `flows` came from `ds.flow_rows` ([`fit`]).
+pub fn learn_sequences(flows: &mut [StandingFlow], ds: &Dataset, components: &[i64], k: usize) {
+    for (s, r) in flows.iter_mut().zip(ds.flow_rows.iter().filter(|r| is_standing(r))) {
+        let Some(q) = r.seq.and_then(|i| ds.flows.get(i)) else { continue };
+        let rows = q.start..(q.start + q.len).min(components.len());
+        let comps = &components[rows.clone()];
+        let mut chain = vec![0.0; (k + 1) * k];
+        for w in comps.windows(2) {
+            let (a, b) = (w[0] as usize, w[1] as usize);
+            if a < k && b < k {
+                chain[a * k + b] += 1.0;
+            }
+        }
+        let mut gaps: Vec<Vec<f64>> = vec![Vec::new(); k];
+        let mut backward = vec![[0.0f64; 2]; k];
+        for (i, row) in rows.enumerate() {
+            let c = components[row] as usize;
+            if c >= k {
+                continue;
+            }
+            chain[k * k + c] += 1.0;
+            let v = ds.row(row);
+            backward[c][usize::from(v[col::DIRECTION] > 0.5)] += 1.0;
+            if i > 0 {
+                // the first packet's gap is no gap
+                gaps[c].push(f64::from(v[col::LOG_DT]));
+            }
+        }
+        s.chain = chain;
+        s.gaps = gaps
+            .iter_mut()
+            .flat_map(|g| {
+                g.sort_by(f64::total_cmp);
+                (0..GAP_QUANTILES).map(|j| if g.is_empty() { f64::NAN } else { g[(j * (g.len() - 1)).div_ceil(GAP_QUANTILES - 1).min(g.len() - 1)] }).collect::<Vec<_>>()
+            })
+            .collect();
+        s.backward = backward.iter().map(|[f, b]| if f + b > 0.0 { b / (f + b) } else { f64::NAN }).collect();
+    }
 }
 
 /// Number of values per flow in the stored tensor.
@@ -62,11 +161,7 @@ pub fn is_standing(r: &FlowRow) -> bool {
 
 /// The standing flows among `rows`; `ranks` gives a row's (client, server) host ranks.
 pub fn fit(rows: &[FlowRow], ranks: impl Fn(&FlowRow) -> (u32, u32)) -> Vec<StandingFlow> {
-    // training time: the spans of the captures, each once
-    let mut spans: rustc_hash::FxHashMap<u32, f64> = Default::default();
-    for r in rows {
-        spans.insert(r.capture, r.capture_span_s);
-    }
+    let spans = active_spans(rows);
     let total: f64 = spans.values().sum();
     rows.iter()
         .filter(|r| is_standing(r))
@@ -82,8 +177,35 @@ pub fn fit(rows: &[FlowRow], ranks: impl Fn(&FlowRow) -> (u32, u32)) -> Vec<Stan
                 client_rank,
                 server_rank,
                 mid_stream: r.mid_stream,
-                share: (r.capture_span_s / total).clamp(0.0, 1.0),
+                share: (spans.get(&r.capture).copied().unwrap_or(0.0) / total).clamp(0.0, 1.0),
+                chain: Vec::new(),
+                gaps: Vec::new(),
+                backward: Vec::new(),
             }
+        })
+        .collect()
+}
+
+/// Training time per capture: its span less the breaks in it (no flow for more than
+/// [`MAX_GAP_S`]: traces recorded years apart, joined into one file).
+fn active_spans(rows: &[FlowRow]) -> rustc_hash::FxHashMap<u32, f64> {
+    let mut by: rustc_hash::FxHashMap<u32, Vec<(f64, f64)>> = Default::default();
+    for r in rows {
+        by.entry(r.capture).or_default().push((r.since_capture_start_s, r.since_capture_start_s + r.duration_s));
+    }
+    by.into_iter()
+        .map(|(c, mut v)| {
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let span = rows.iter().find(|r| r.capture == c).map_or(0.0, |r| r.capture_span_s);
+            let mut covered = v[0].1;
+            let mut breaks = 0.0;
+            for &(a, b) in &v[1..] {
+                if a - covered > MAX_GAP_S {
+                    breaks += a - covered;
+                }
+                covered = covered.max(b);
+            }
+            (c, (span - breaks).max(0.0))
         })
         .collect()
 }
@@ -139,6 +261,9 @@ pub fn from_tensor(t: &Tensor, name: &str) -> Result<Vec<StandingFlow>, String> 
                 mid_stream: int(c[7], 1.0, "mid_stream")? == 1.0,
                 share: c[8],
                 client_port: int(c[9], 65535.0, "client_port")? as u16,
+                chain: Vec::new(),
+                gaps: Vec::new(),
+                backward: Vec::new(),
             })
         })
         .collect()
@@ -166,6 +291,7 @@ mod tests {
             until_capture_end_s: (span - since - duration).max(0.0),
             capture_span_s: span,
             capture: 0,
+            seq: None,
         }
     }
 
@@ -215,6 +341,49 @@ mod tests {
     }
 
     #[test]
+    fn a_standing_flow_learns_its_own_chain_gaps_and_directions() {
+        use crate::model::dataset::{FlowSeq, PACKET_DIM};
+        // a stream alternating requests (component 0, 1 ms after the previous packet, from
+        // the client) and answers (component 1, 10 ms after, from the server); 2 components
+        let (k, n) = (2usize, 100usize);
+        let mut ds = Dataset::default();
+        let mut components = Vec::new();
+        for i in 0..n {
+            let mut v = [0f32; PACKET_DIM];
+            let c = i % 2;
+            v[col::DIRECTION] = c as f32;
+            v[col::LOG_DT] = if i == 0 { -7.0 } else if c == 0 { -3.0 } else { -2.0 };
+            ds.packets.extend_from_slice(&v);
+            components.push(c as i64);
+        }
+        ds.flows.push(FlowSeq { kind: FlowKind::Unconnected, start: 0, len: n });
+        ds.flow_rows.push(FlowRow { seq: Some(0), ..row(n as u64, 16.0, 32.0, 48.0) });
+        let mut flows = fit(&ds.flow_rows, |_| (0, 1));
+        learn_sequences(&mut flows, &ds, &components, k);
+        let s = &flows[0];
+        assert_eq!(s.chain, vec![0.0, 50.0, 49.0, 0.0, 50.0, 50.0], "transitions 0→1, 1→0; entered by frequency");
+        assert!((0..10).all(|i| s.next_component(k, 0, i as f64 / 10.0) == 1 && s.next_component(k, 1, i as f64 / 10.0) == 0));
+        let entered: usize = (0..100).map(|i| s.next_component(k, k + 1, i as f64 / 100.0)).sum();
+        assert_eq!(entered, 50, "entered by the components' frequencies");
+        // the first packet's gap is no gap: every quantile is the 1 ms and 10 ms of the others
+        assert!((s.gap_s(k, 0, 0.3).unwrap() - 1e-3).abs() < 1e-12 && (s.gap_s(k, 1, 0.9).unwrap() - 1e-2).abs() < 1e-12);
+        assert_eq!((s.backward(0, 0.5), s.backward(1, 0.5)), (Some(false), Some(true)));
+        // stored with the aggregate model and read back
+        let mut agg = crate::model::aggregate::Aggregate::fit(&ds.flow_rows, 4, 1).unwrap();
+        assert_eq!(agg.standing.len(), 1, "kept apart from the arrivals");
+        assert_eq!(agg.kind_p, [0.0; 3]);
+        agg.standing = flows.clone();
+        let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
+        let back = crate::model::aggregate::Aggregate::from_named(&|n| named.get(n).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!(back.standing, flows);
+        // a component the flow never used: the bank's draw stands
+        let mut t = s.clone();
+        t.gaps[..GAP_QUANTILES].fill(f64::NAN);
+        t.backward[0] = f64::NAN;
+        assert_eq!((t.gap_s(k, 0, 0.5), t.backward(0, 0.5)), (None, None));
+    }
+
+    #[test]
     fn standing_flows_keep_their_rate_and_share_and_survive_the_round_trip() {
         let mut rows = vec![row(2600, 16.0, 32.0, 48.0), row(10, 1.0, 2.0, 48.0)];
         let mut other = row(300, 0.0, 150.0, 152.0);
@@ -225,6 +394,12 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert!((s[0].pps - 2600.0 / 32.0).abs() < 1e-9);
         assert!((s[0].share - 48.0 / 200.0).abs() < 1e-9 && (s[1].share - 152.0 / 200.0).abs() < 1e-9);
+        // a third capture of two sessions a year apart counts their 20 s, not the year
+        let mut far = vec![row(10, 0.0, 10.0, 3.2e7), row(10, 3.2e7 - 10.0, 10.0, 3.2e7)];
+        far.iter_mut().for_each(|r| r.capture = 2);
+        rows.extend(far);
+        let broken = fit(&rows, |_| (0, 0));
+        assert!((broken[0].share - 48.0 / 220.0).abs() < 1e-9, "{}", broken[0].share);
         assert_eq!((s[0].client_rank, s[0].server_rank, s[0].client_port), (7, 8, 18826));
         assert_eq!((s[1].kind, s[1].v6, s[1].mid_stream, s[1].server_port), (FlowKind::Connected, true, true, 22));
         assert_eq!(from_tensor(&to_tensor(&s), "standing").unwrap(), s);

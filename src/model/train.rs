@@ -250,7 +250,8 @@ pub fn train(paths: &[PathBuf], opts: &TrainOptions, progress: &mut dyn FnMut(Pr
 
     // ---- aggregate level
     let t2 = Instant::now();
-    let aggregate = Aggregate::fit(&ds.flow_rows, opts.aggregate_k_max, opts.seed + 7)?;
+    let mut aggregate = Aggregate::fit(&ds.flow_rows, opts.aggregate_k_max, opts.seed + 7)?;
+    super::standing::learn_sequences(&mut aggregate.standing, &ds, &components, fit.k);
     let tcp = TcpHeads::fit(&ds, (0..ds.flows.len()).filter(|&i| !is_val[i]));
     let payload = PayloadSupport::fit(&ds, train_rows.iter().copied());
     let gaps = GapSupport::fit(&ds, train_rows.iter().copied());

@@ -185,7 +185,12 @@ struct LiveFlow {
     pace_ns: f64,
     /// A standing flow's running mean of the gaps its LSTM draws, ns ([`LiveFlow::paced`]).
     drawn_gap_ns: f64,
+    /// A standing flow's index in the aggregate model, when its own chain writes it instead
+    /// of the kind's LSTM ([`StandingFlow::next_component`]); `NO_CHAIN` otherwise.
+    chain: u32,
 }
+
+const NO_CHAIN: u32 = u32::MAX;
 
 /// What varies between a flow's packets (the rest is the flow's).
 #[derive(Clone, Copy, Debug, Default)]
@@ -372,12 +377,11 @@ impl<'m> Engine<'m> {
         }
         // standing flows of the kinds wanted, each in the stream with its share's probability
         let mut pick = SplitMix64::for_item(cfg.seed, u64::MAX - 2);
-        let standing: Vec<StandingFlow> = model
-            .aggregate
-            .standing
-            .iter()
-            .filter(|s| lstm[s.kind.index()].is_some() && pick.next_f64() < s.share)
-            .copied()
+        let standing: Vec<usize> = (0..model.aggregate.standing.len())
+            .filter(|&i| {
+                let s = &model.aggregate.standing[i];
+                lstm[s.kind.index()].is_some() && pick.next_f64() < s.share
+            })
             .collect();
         if !allowed.iter().any(|&a| a) && standing.is_empty() {
             let names: Vec<&str> = FlowKind::ALL.iter().filter(|k| cfg.flow_kinds.is_empty() || cfg.flow_kinds.contains(k)).map(|k| k.name()).collect();
@@ -408,7 +412,7 @@ impl<'m> Engine<'m> {
             clock: 0,
             starts_left: None,
             arrivals_live: 0,
-            standing_pps: standing.iter().map(|s| s.pps * cfg.multiplier).sum(),
+            standing_pps: standing.iter().map(|&i| model.aggregate.standing[i].pps * cfg.multiplier).sum(),
             end_ns: None,
             warm_ns: (cfg.warm_up_s * NS).round() as i64,
             pending: None,
@@ -416,8 +420,8 @@ impl<'m> Engine<'m> {
             stats: EngineStats::default(),
             cfg,
         };
-        for s in standing {
-            e.start_standing(&s);
+        for i in standing {
+            e.start_standing(i);
         }
         Ok(e)
     }
@@ -488,7 +492,9 @@ impl<'m> Engine<'m> {
     /// Starts a standing flow, its first packet within one of its gaps of the stream's start
     /// (so that standing flows do not all begin together). It has no length: it runs until
     /// the stream ends.
-    fn start_standing(&mut self, s: &StandingFlow) {
+    fn start_standing(&mut self, i: usize) {
+        let model = self.model;
+        let s = &model.aggregate.standing[i];
         let mut rng = SplitMix64::for_item(self.cfg.seed, self.next_id);
         let pace_ns = NS / (s.pps * self.cfg.multiplier * self.cfg.arrival_scale);
         let t = (rng.next_f64() * pace_ns.min(NS)) as i64;
@@ -508,6 +514,10 @@ impl<'m> Engine<'m> {
         let slot = self.launch(&d, t, rng, close, s.mid_stream, u32::MAX - 1, pace_ns);
         if let Some(f) = self.flows[slot as usize].as_mut() {
             f.client_port = s.client_port;
+            let k = self.bank.components();
+            if s.chain.len() == (k + 1) * k {
+                f.chain = i as u32;
+            }
         }
     }
 
@@ -547,6 +557,7 @@ impl<'m> Engine<'m> {
             queue: Ahead::default(),
             pace_ns,
             drawn_gap_ns: 0.0,
+            chain: NO_CHAIN,
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -583,7 +594,7 @@ impl<'m> Engine<'m> {
         let b = &mut self.batch;
         // flows are worked on in place (a flow is a few hundred bytes: moving it out and back
         // cost more than its LSTM step at small hidden sizes)
-        let mut rules = Rules { cfg: &self.cfg, lstm: &self.lstm, bank: &self.bank, heads: &self.heads, stats: &mut self.stats };
+        let mut rules = Rules { cfg: &self.cfg, standing: &self.model.aggregate.standing, lstm: &self.lstm, bank: &self.bank, heads: &self.heads, stats: &mut self.stats };
         loop {
             for k in 0..3 {
                 b.slots[k].clear();
@@ -636,6 +647,7 @@ impl<'m> Engine<'m> {
 /// borrowed apart from the flows so that each flow is worked on where it lives.
 struct Rules<'e> {
     cfg: &'e EngineConfig,
+    standing: &'e [StandingFlow],
     lstm: &'e [Option<LeanLstm>; 3],
     bank: &'e PacketBank,
     heads: &'e TcpHeads,
@@ -680,6 +692,11 @@ impl Rules<'_> {
                     } else if f.target != u32::MAX && !f.wants_more() {
                         // the drawn length is reached (with the teardown to come)
                         self.close(f);
+                    } else if let Some(s) = self.standing.get(f.chain as usize) {
+                        let k = self.bank.components();
+                        let u = f.rng.next_f64();
+                        let token = s.next_component(k, f.token, u);
+                        self.consume(f, token);
                     } else if self.lstm[f.kind.index()].is_none() {
                         self.close(f);
                     } else {
@@ -699,7 +716,16 @@ impl Rules<'_> {
             self.close(f);
             return;
         }
-        let p = self.bank.draw(token, &mut f.rng);
+        let mut p = self.bank.draw(token, &mut f.rng);
+        if let Some(s) = self.standing.get(f.chain as usize) {
+            // a standing flow's own gaps and directions in this component
+            let k = self.bank.components();
+            let (u, v) = (f.rng.next_f64(), f.rng.next_f64());
+            p.time_diff_s = s.gap_s(k, token, u).unwrap_or(p.time_diff_s);
+            if let Some(b) = s.backward(token, v) {
+                p.direction = if b { Direction::Backward } else { Direction::Forward };
+            }
+        }
         let dt_ns = f.paced(p.time_diff_s * NS / self.cfg.multiplier);
         let size = f.ip_hdr + f.l4_hdr + p.size.saturating_sub(p.header_len);
         if f.proto != Proto::Tcp {
