@@ -152,7 +152,7 @@ const FIELDS: usize = 10;
 /// Whether `r` is a standing flow of its capture.
 pub fn is_standing(r: &FlowRow) -> bool {
     let span = r.capture_span_s;
-    if !(span >= MIN_SPAN_S) || r.packets < 3 || r.duration_s < MIN_SHARE_OF_SPAN * span {
+    if span.is_nan() || span < MIN_SPAN_S || r.packets < 3 || r.duration_s < MIN_SHARE_OF_SPAN * span {
         return false;
     }
     let mean_gap = r.duration_s / (r.packets - 1) as f64;
