@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use trafgen::flow::FlowKind;
-use trafgen::model::standing::{StandingFlow, GAP_QUANTILES};
+use trafgen::model::standing::{states, StandingFlow, GAP_QUANTILES};
 use trafgen::model::Model;
 use trafgen::synth::{Engine, EngineConfig, FlowLengths};
 
@@ -271,7 +271,6 @@ fn a_standing_flow_runs_through_the_stream_at_its_rate_with_its_ports() {
         share: 1.0,
         chain: Vec::new(),
         gaps: Vec::new(),
-        backward: Vec::new(),
     };
     let cfg = EngineConfig { seed: 3, ..Default::default() };
     let without = Engine::pilot_rate(&m, &cfg, 2_000).unwrap().pps;
@@ -308,21 +307,32 @@ fn a_standing_flow_runs_through_the_stream_at_its_rate_with_its_ports() {
         })
         .count();
     assert!((40..80).contains(&has), "{has} of 200 streams have it, 60 expected");
-    // its own chain: always component c, 12.5 ms after the previous packet, from the server
+    // its own chain: from the client (state 2c) 12.5 ms after the previous packet, then from
+    // the server (state 2c + 1) 1 ms after, and again
     let k = m.packet_gmm.k();
+    let n = states(k);
     let c = k / 2;
-    let mut own = StandingFlow { chain: vec![0.0; (k + 1) * k], gaps: vec![f64::NAN; k * GAP_QUANTILES], backward: vec![f64::NAN; k], ..stream };
-    (0..=k).for_each(|r| own.chain[r * k + c] = 1.0);
-    own.gaps[c * GAP_QUANTILES..(c + 1) * GAP_QUANTILES].fill(0.0125f64.log10());
-    own.backward[c] = 1.0;
+    let (ask, answer) = (2 * c, 2 * c + 1);
+    let mut own = StandingFlow { chain: vec![0.0; (n + 1) * n], gaps: vec![f64::NAN; n * GAP_QUANTILES], ..stream };
+    own.chain[ask * n + answer] = 1.0;
+    own.chain[answer * n + ask] = 1.0;
+    own.chain[n * n + ask] = 1.0;
+    own.gaps[ask * GAP_QUANTILES..(ask + 1) * GAP_QUANTILES].fill(0.0125f64.log10());
+    own.gaps[answer * GAP_QUANTILES..(answer + 1) * GAP_QUANTILES].fill(0.001f64.log10());
     m.aggregate.standing = vec![own];
     let mut e = Engine::new(&m, cfg).unwrap();
     e.limit_duration(10_000_000_000);
     let mine: Vec<_> = e.by_ref().filter(|p| p.client_port == 18826).collect();
     assert!((750..850).contains(&mine.len()), "{} packets in 10 s at 80/s", mine.len());
-    assert!(mine.iter().all(|p| p.direction == trafgen::flow::Direction::Backward));
-    let gaps: Vec<i64> = mine.windows(2).map(|w| w[1].ts_ns - w[0].ts_ns).collect();
-    assert!(gaps.iter().all(|&g| (g - 12_500_000).abs() < 100_000), "every gap 12.5 ms: {:?}", &gaps[..5]);
+    // paced to 80/s (a mean gap of 12.5 ms): the 12.5 and 1 ms gaps are stretched by 25/13.5
+    let stretch = 25.0 / 13.5;
+    // (after the first 100 packets, which set the running mean)
+    for w in mine[100..].windows(2) {
+        let (g, answered) = ((w[1].ts_ns - w[0].ts_ns) as f64 / 1e6, w[1].direction == trafgen::flow::Direction::Backward);
+        assert_ne!(w[0].direction, w[1].direction, "they alternate");
+        let want = if answered { 1.0 } else { 12.5 } * stretch;
+        assert!((g / want - 1.0).abs() < 0.05, "gap {g:.3} ms, {want:.3} ms expected");
+    }
 }
 
 #[test]

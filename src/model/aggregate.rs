@@ -328,7 +328,6 @@ impl Aggregate {
         for (i, s) in self.standing.iter().enumerate().filter(|(_, s)| !s.chain.is_empty()) {
             out.push((format!("standing.c{i}.chain"), Tensor::from_slice(&s.chain)));
             out.push((format!("standing.c{i}.gaps"), Tensor::from_slice(&s.gaps)));
-            out.push((format!("standing.c{i}.backward"), Tensor::from_slice(&s.backward)));
         }
         if let Some(g) = &self.gap {
             out.extend(g.named_tensors("gap"));
@@ -415,9 +414,8 @@ impl Aggregate {
                     return Err(format!("tensor `{name}` must hold weights ≥ 0"));
                 }
                 s.gaps = f64s(&format!("standing.c{i}.gaps"))?;
-                s.backward = f64s(&format!("standing.c{i}.backward"))?;
-                if s.gaps.iter().any(|g| g.is_infinite()) || s.backward.iter().any(|b| *b < 0.0 || *b > 1.0) {
-                    return Err(format!("tensors `standing.c{i}.gaps`/`.backward` must hold log10 seconds and shares in 0..=1"));
+                if s.gaps.iter().any(|g| g.is_infinite()) {
+                    return Err(format!("tensor `standing.c{i}.gaps` must hold log10 seconds (or NaN)"));
                 }
             }
         }

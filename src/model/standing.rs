@@ -9,12 +9,13 @@
 //!
 //! So training takes such flows out of the arrival model and keeps each here with what it
 //! is (kind, service, hosts), its packet rate and its own sequence model: a first-order
-//! Markov chain over the packet components its packets fall in, and per component the
-//! quantiles of its gaps and its share of packets sent by the server. The kind's LSTM learnt
-//! from every flow of the kind, and starts like most of them: a stream among DNS lookups
-//! came out with lookup-sized packets and gaps. Generation runs each standing flow for the
-//! whole stream on its chain (sizes from the component's decoded packets, gaps and direction
-//! from the flow's own tables), paced to its rate ([`crate::synth`]). With several training captures, a
+//! Markov chain over its packets' states — the packet component and which side sent it, so
+//! that request/response alternation and each side's sizes stay — and per state the
+//! quantiles of its gaps. The kind's LSTM learnt from every flow of the kind, and starts like
+//! most of them: a stream among DNS lookups came out with lookup-sized packets and gaps.
+//! Generation runs each standing flow for the whole stream on its chain (sizes from the
+//! component's decoded packets, direction and gap from the state), paced to its rate
+//! ([`crate::synth`]). With several training captures, a
 //! standing flow is in a generated stream with the probability of its capture's share of the
 //! training time (one draw per stream).
 
@@ -51,29 +52,35 @@ pub struct StandingFlow {
     pub mid_stream: bool,
     /// Probability that a generated stream has it: its capture's share of the training time.
     pub share: f64,
-    /// Its packets' components as a Markov chain: `(k + 1) × k` transition weights, row `c`
-    /// from component `c`, row `k` the components' frequencies (where it is entered, as a
-    /// stream seen from its middle). Empty: the kind's LSTM writes it (no packet rows).
+    /// Its packets as a Markov chain over states `2 c + d` (component `c`, `d` 1 when the
+    /// server sent it): `(2k + 1) × 2k` transition weights, row `s` from state `s`, row `2k`
+    /// the states' frequencies (where it is entered, as a stream seen from its middle).
+    /// Empty: the kind's LSTM writes it (no packet rows).
     pub chain: Vec<f64>,
-    /// Per component, [`GAP_QUANTILES`] quantiles of log10 seconds since the flow's previous
-    /// packet, for its packets in that component (NaN: none there).
+    /// Per state, [`GAP_QUANTILES`] quantiles of log10 seconds since the flow's previous
+    /// packet, for its packets in that state (NaN: none there).
     pub gaps: Vec<f64>,
-    /// Per component, the share of its packets there sent by the server (NaN: none there).
-    pub backward: Vec<f64>,
 }
 
-/// Quantiles kept of a standing flow's gaps per component (0 %, 3.125 %, …, 100 %).
+/// Quantiles kept of a standing flow's gaps per state (0 %, 3.125 %, …, 100 %).
 pub const GAP_QUANTILES: usize = 33;
 
+/// States of a chain over `k` packet components: each component from either side.
+pub fn states(k: usize) -> usize {
+    2 * k
+}
+
 impl StandingFlow {
-    /// The next component after `from` (`k` or more: entering the chain), `u` uniform in [0, 1).
-    pub fn next_component(&self, k: usize, from: usize, u: f64) -> usize {
-        let row = |r: usize| &self.chain[r * k..(r + 1) * k];
-        let mut w = row(from.min(k));
+    /// The next state after `from` (`states(k)` or more: entering the chain), `u` uniform
+    /// in [0, 1).
+    pub fn next_state(&self, k: usize, from: usize, u: f64) -> usize {
+        let n = states(k);
+        let row = |r: usize| &self.chain[r * n..(r + 1) * n];
+        let mut w = row(from.min(n));
         let mut total: f64 = w.iter().sum();
         if total <= 0.0 {
-            // a component the flow never left in training: enter afresh
-            w = row(k);
+            // a state the flow never left in training: enter afresh
+            w = row(n);
             total = w.iter().sum();
         }
         let mut x = u * total;
@@ -86,10 +93,10 @@ impl StandingFlow {
         w.iter().rposition(|&p| p > 0.0).unwrap_or(0)
     }
 
-    /// A gap (seconds) for a packet in component `c`, drawn between the flow's quantiles
-    /// there (log-linear), `u` uniform in [0, 1); `None` when it had no packet there.
-    pub fn gap_s(&self, k: usize, c: usize, u: f64) -> Option<f64> {
-        let q = self.gaps.get(c * GAP_QUANTILES..(c + 1) * GAP_QUANTILES).filter(|_| self.gaps.len() == k * GAP_QUANTILES)?;
+    /// A gap (seconds) for a packet in `state`, drawn between the flow's quantiles there
+    /// (log-linear), `u` uniform in [0, 1); `None` when it had no packet there.
+    pub fn gap_s(&self, k: usize, state: usize, u: f64) -> Option<f64> {
+        let q = self.gaps.get(state * GAP_QUANTILES..(state + 1) * GAP_QUANTILES).filter(|_| self.gaps.len() == states(k) * GAP_QUANTILES)?;
         if q[0].is_nan() {
             return None;
         }
@@ -97,42 +104,36 @@ impl StandingFlow {
         let i = (x as usize).min(GAP_QUANTILES - 2);
         Some(10f64.powf(q[i] + (q[i + 1] - q[i]) * (x - i as f64)))
     }
-
-    /// Whether a packet in component `c` goes from the server, `u` uniform in [0, 1);
-    /// `None` when the flow had no packet there.
-    pub fn backward(&self, c: usize, u: f64) -> Option<bool> {
-        self.backward.get(c).filter(|p| !p.is_nan()).map(|&p| u < p)
-    }
 }
 
-/// Learns each standing flow's chain, gaps and directions from its packets (`ds`) and their
-/// components (`components[row]`); `flows` came from `ds.flow_rows` ([`fit`]).
+/// Learns each standing flow's chain and gaps from its packets (`ds`) and their components
+/// (`components[row]`); `flows` came from `ds.flow_rows` ([`fit`]).
 pub fn learn_sequences(flows: &mut [StandingFlow], ds: &Dataset, components: &[i64], k: usize) {
+    let n = states(k);
     for (s, r) in flows.iter_mut().zip(ds.flow_rows.iter().filter(|r| is_standing(r))) {
         let Some(q) = r.seq.and_then(|i| ds.flows.get(i)) else { continue };
         let rows = q.start..(q.start + q.len).min(components.len());
-        let comps = &components[rows.clone()];
-        let mut chain = vec![0.0; (k + 1) * k];
-        for w in comps.windows(2) {
-            let (a, b) = (w[0] as usize, w[1] as usize);
-            if a < k && b < k {
-                chain[a * k + b] += 1.0;
-            }
-        }
-        let mut gaps: Vec<Vec<f64>> = vec![Vec::new(); k];
-        let mut backward = vec![[0.0f64; 2]; k];
-        for (i, row) in rows.enumerate() {
+        let state_of = |row: usize| {
             let c = components[row] as usize;
-            if c >= k {
+            (c < k).then(|| 2 * c + usize::from(ds.row(row)[col::DIRECTION] > 0.5))
+        };
+        let mut chain = vec![0.0; (n + 1) * n];
+        let mut gaps: Vec<Vec<f64>> = vec![Vec::new(); n];
+        let mut prev = None;
+        for (i, row) in rows.enumerate() {
+            let Some(st) = state_of(row) else {
+                prev = None;
                 continue;
+            };
+            if let Some(a) = prev {
+                chain[a * n + st] += 1.0;
             }
-            chain[k * k + c] += 1.0;
-            let v = ds.row(row);
-            backward[c][usize::from(v[col::DIRECTION] > 0.5)] += 1.0;
+            chain[n * n + st] += 1.0;
             if i > 0 {
                 // the first packet's gap is no gap
-                gaps[c].push(f64::from(v[col::LOG_DT]));
+                gaps[st].push(f64::from(ds.row(row)[col::LOG_DT]));
             }
+            prev = Some(st);
         }
         s.chain = chain;
         s.gaps = gaps
@@ -142,7 +143,6 @@ pub fn learn_sequences(flows: &mut [StandingFlow], ds: &Dataset, components: &[i
                 (0..GAP_QUANTILES).map(|j| if g.is_empty() { f64::NAN } else { g[(j * (g.len() - 1)).div_ceil(GAP_QUANTILES - 1).min(g.len() - 1)] }).collect::<Vec<_>>()
             })
             .collect();
-        s.backward = backward.iter().map(|[f, b]| if f + b > 0.0 { b / (f + b) } else { f64::NAN }).collect();
     }
 }
 
@@ -180,7 +180,6 @@ pub fn fit(rows: &[FlowRow], ranks: impl Fn(&FlowRow) -> (u32, u32)) -> Vec<Stan
                 share: (spans.get(&r.capture).copied().unwrap_or(0.0) / total).clamp(0.0, 1.0),
                 chain: Vec::new(),
                 gaps: Vec::new(),
-                backward: Vec::new(),
             }
         })
         .collect()
@@ -263,7 +262,6 @@ pub fn from_tensor(t: &Tensor, name: &str) -> Result<Vec<StandingFlow>, String> 
                 client_port: int(c[9], 65535.0, "client_port")? as u16,
                 chain: Vec::new(),
                 gaps: Vec::new(),
-                backward: Vec::new(),
             })
         })
         .collect()
@@ -343,31 +341,40 @@ mod tests {
     #[test]
     fn a_standing_flow_learns_its_own_chain_gaps_and_directions() {
         use crate::model::dataset::{FlowSeq, PACKET_DIM};
-        // a stream alternating requests (component 0, 1 ms after the previous packet, from
-        // the client) and answers (component 1, 10 ms after, from the server); 2 components
+        // a stream alternating requests (component 0, from the client, 10 ms after the
+        // previous packet) and answers (component 0 too, from the server, 1 ms after) with,
+        // every tenth packet, a component-1 request; 2 components: states 0, 1 (c0 each way), 2
         let (k, n) = (2usize, 100usize);
         let mut ds = Dataset::default();
         let mut components = Vec::new();
         for i in 0..n {
             let mut v = [0f32; PACKET_DIM];
-            let c = i % 2;
-            v[col::DIRECTION] = c as f32;
-            v[col::LOG_DT] = if i == 0 { -7.0 } else if c == 0 { -3.0 } else { -2.0 };
+            let (c, back) = if i % 2 == 1 { (0, true) } else if i % 10 == 0 { (1, false) } else { (0, false) };
+            v[col::DIRECTION] = f32::from(u8::from(back));
+            v[col::LOG_DT] = if i == 0 { -7.0 } else if back { -3.0 } else { -2.0 };
             ds.packets.extend_from_slice(&v);
-            components.push(c as i64);
+            components.push(c);
         }
         ds.flows.push(FlowSeq { kind: FlowKind::Unconnected, start: 0, len: n });
         ds.flow_rows.push(FlowRow { seq: Some(0), ..row(n as u64, 16.0, 32.0, 48.0) });
         let mut flows = fit(&ds.flow_rows, |_| (0, 1));
         learn_sequences(&mut flows, &ds, &components, k);
         let s = &flows[0];
-        assert_eq!(s.chain, vec![0.0, 50.0, 49.0, 0.0, 50.0, 50.0], "transitions 0→1, 1→0; entered by frequency");
-        assert!((0..10).all(|i| s.next_component(k, 0, i as f64 / 10.0) == 1 && s.next_component(k, 1, i as f64 / 10.0) == 0));
-        let entered: usize = (0..100).map(|i| s.next_component(k, k + 1, i as f64 / 100.0)).sum();
-        assert_eq!(entered, 50, "entered by the components' frequencies");
-        // the first packet's gap is no gap: every quantile is the 1 ms and 10 ms of the others
-        assert!((s.gap_s(k, 0, 0.3).unwrap() - 1e-3).abs() < 1e-12 && (s.gap_s(k, 1, 0.9).unwrap() - 1e-2).abs() < 1e-12);
-        assert_eq!((s.backward(0, 0.5), s.backward(1, 0.5)), (Some(false), Some(true)));
+        let m = states(k);
+        assert_eq!(s.chain.len(), (m + 1) * m);
+        // after a request (state 0 or 2) always an answer (1); after an answer a request
+        assert_eq!(&s.chain[..m], &[0.0, 40.0, 0.0, 0.0]);
+        assert_eq!(&s.chain[m..2 * m], &[40.0, 0.0, 9.0, 0.0]);
+        assert_eq!(&s.chain[2 * m..3 * m], &[0.0, 10.0, 0.0, 0.0]);
+        assert_eq!(&s.chain[m * m..], &[40.0, 50.0, 10.0, 0.0], "entered by the states' frequencies");
+        assert!((0..10).all(|i| s.next_state(k, 0, i as f64 / 10.0) == 1 && s.next_state(k, 2, i as f64 / 10.0) == 1));
+        let after_answer: Vec<usize> = (0..49).map(|i| s.next_state(k, 1, i as f64 / 49.0)).collect();
+        assert_eq!((after_answer.iter().filter(|&&x| x == 0).count(), after_answer.iter().filter(|&&x| x == 2).count()), (40, 9));
+        // a state never left (3) is entered afresh
+        assert_ne!(s.next_state(k, 3, 0.5), 3);
+        // each state's own gaps; the first packet's gap is no gap
+        assert!((s.gap_s(k, 0, 0.3).unwrap() - 1e-2).abs() < 1e-12 && (s.gap_s(k, 1, 0.9).unwrap() - 1e-3).abs() < 1e-12);
+        assert_eq!(s.gap_s(k, 3, 0.5), None, "no packet there: the bank's draw stands");
         // stored with the aggregate model and read back
         let mut agg = crate::model::aggregate::Aggregate::fit(&ds.flow_rows, 4, 1).unwrap();
         assert_eq!(agg.standing.len(), 1, "kept apart from the arrivals");
@@ -375,12 +382,9 @@ mod tests {
         agg.standing = flows.clone();
         let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
         let back = crate::model::aggregate::Aggregate::from_named(&|n| named.get(n).map(|t| t.shallow_clone())).unwrap();
-        assert_eq!(back.standing, flows);
-        // a component the flow never used: the bank's draw stands
-        let mut t = s.clone();
-        t.gaps[..GAP_QUANTILES].fill(f64::NAN);
-        t.backward[0] = f64::NAN;
-        assert_eq!((t.gap_s(k, 0, 0.5), t.backward(0, 0.5)), (None, None));
+        assert_eq!(back.standing[0].chain, flows[0].chain);
+        let bits = |g: &[f64]| g.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+        assert_eq!(bits(&back.standing[0].gaps), bits(&flows[0].gaps));
     }
 
     #[test]

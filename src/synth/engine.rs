@@ -186,7 +186,8 @@ struct LiveFlow {
     /// A standing flow's running mean of the gaps its LSTM draws, ns ([`LiveFlow::paced`]).
     drawn_gap_ns: f64,
     /// A standing flow's index in the aggregate model, when its own chain writes it instead
-    /// of the kind's LSTM ([`StandingFlow::next_component`]); `NO_CHAIN` otherwise.
+    /// of the kind's LSTM ([`StandingFlow::next_state`]; `token` is then its state);
+    /// `NO_CHAIN` otherwise.
     chain: u32,
 }
 
@@ -515,8 +516,11 @@ impl<'m> Engine<'m> {
         if let Some(f) = self.flows[slot as usize].as_mut() {
             f.client_port = s.client_port;
             let k = self.bank.components();
-            if s.chain.len() == (k + 1) * k {
+            let n = crate::model::standing::states(k);
+            if s.chain.len() == (n + 1) * n {
                 f.chain = i as u32;
+                // entering the chain
+                f.token = n;
             }
         }
     }
@@ -695,8 +699,8 @@ impl Rules<'_> {
                     } else if let Some(s) = self.standing.get(f.chain as usize) {
                         let k = self.bank.components();
                         let u = f.rng.next_f64();
-                        let token = s.next_component(k, f.token, u);
-                        self.consume(f, token);
+                        let state = s.next_state(k, f.token, u);
+                        self.consume(f, state);
                     } else if self.lstm[f.kind.index()].is_none() {
                         self.close(f);
                     } else {
@@ -708,23 +712,27 @@ impl Rules<'_> {
         false
     }
 
-    /// Acts on the token a flow's LSTM produced: a packet, the flow's end, or a skipped
-    /// handshake token.
+    /// Acts on the token a flow's LSTM produced (a packet, the flow's end, or a skipped
+    /// handshake token), or on the state a standing flow's chain produced (a packet).
     fn consume(&mut self, f: &mut LiveFlow, token: usize) {
         f.token = token;
-        if self.lstm[f.kind.index()].as_ref().is_none_or(|l| token == l.end_token()) {
-            self.close(f);
-            return;
-        }
-        let mut p = self.bank.draw(token, &mut f.rng);
-        if let Some(s) = self.standing.get(f.chain as usize) {
-            // a standing flow's own gaps and directions in this component
-            let k = self.bank.components();
-            let (u, v) = (f.rng.next_f64(), f.rng.next_f64());
-            p.time_diff_s = s.gap_s(k, token, u).unwrap_or(p.time_diff_s);
-            if let Some(b) = s.backward(token, v) {
-                p.direction = if b { Direction::Backward } else { Direction::Forward };
+        let standing = self.standing;
+        let chain = standing.get(f.chain as usize);
+        let component = match chain {
+            // a state: the component and the side that sends
+            Some(_) => token / 2,
+            None if self.lstm[f.kind.index()].as_ref().is_none_or(|l| token == l.end_token()) => {
+                self.close(f);
+                return;
             }
+            None => token,
+        };
+        let mut p = self.bank.draw(component, &mut f.rng);
+        if let Some(s) = chain {
+            // a standing flow's own gaps in this state
+            let u = f.rng.next_f64();
+            p.time_diff_s = s.gap_s(self.bank.components(), token, u).unwrap_or(p.time_diff_s);
+            p.direction = if token % 2 == 1 { Direction::Backward } else { Direction::Forward };
         }
         let dt_ns = f.paced(p.time_diff_s * NS / self.cfg.multiplier);
         let size = f.ip_hdr + f.l4_hdr + p.size.saturating_sub(p.header_len);
