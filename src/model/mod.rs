@@ -110,9 +110,7 @@ impl Model {
         let t = store::read_tensors(&agg_path)?;
         let aggregate = Aggregate::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: agg_path.clone(), msg })?;
         let k = packet_gmm.k();
-        let n = standing::states(k);
-        let fits = |s: &standing::StandingFlow| s.chain.is_empty() || (s.chain.len() == (n + 1) * n && s.gaps.len() == n * standing::GAP_QUANTILES);
-        if let Some(i) = aggregate.standing.iter().position(|s| !fits(s)) {
+        if let Some(i) = aggregate.standing.iter().position(|s| !s.chain.is_empty() && !s.chain_fits(k)) {
             let msg = format!("tensors `standing.c{i}.*` do not fit {k} packet components");
             return Err(ModelError::Invalid { path: agg_path, msg });
         }

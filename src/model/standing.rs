@@ -71,6 +71,13 @@ pub fn states(k: usize) -> usize {
 }
 
 impl StandingFlow {
+    /// Whether its chain and gap tables are laid out for `k` packet components (a flow
+    /// without them has none: the kind's LSTM writes it).
+    pub fn chain_fits(&self, k: usize) -> bool {
+        let n = states(k);
+        self.chain.len() == (n + 1) * n && self.gaps.len() == n * GAP_QUANTILES
+    }
+
     /// The next state after `from` (`states(k)` or more: entering the chain), `u` uniform
     /// in [0, 1).
     pub fn next_state(&self, k: usize, from: usize, u: f64) -> usize {
@@ -188,14 +195,14 @@ pub fn fit(rows: &[FlowRow], ranks: impl Fn(&FlowRow) -> (u32, u32)) -> Vec<Stan
 /// Training time per capture: its span less the breaks in it (no flow for more than
 /// [`MAX_GAP_S`]: traces recorded years apart, joined into one file).
 fn active_spans(rows: &[FlowRow]) -> rustc_hash::FxHashMap<u32, f64> {
-    let mut by: rustc_hash::FxHashMap<u32, Vec<(f64, f64)>> = Default::default();
+    // per capture: its span and its flows' (start, end)
+    let mut by: rustc_hash::FxHashMap<u32, (f64, Vec<(f64, f64)>)> = Default::default();
     for r in rows {
-        by.entry(r.capture).or_default().push((r.since_capture_start_s, r.since_capture_start_s + r.duration_s));
+        by.entry(r.capture).or_insert_with(|| (r.capture_span_s, Vec::new())).1.push((r.since_capture_start_s, r.since_capture_start_s + r.duration_s));
     }
     by.into_iter()
-        .map(|(c, mut v)| {
+        .map(|(c, (span, mut v))| {
             v.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let span = rows.iter().find(|r| r.capture == c).map_or(0.0, |r| r.capture_span_s);
             let mut covered = v[0].1;
             let mut breaks = 0.0;
             for &(a, b) in &v[1..] {

@@ -516,11 +516,10 @@ impl<'m> Engine<'m> {
         if let Some(f) = self.flows[slot as usize].as_mut() {
             f.client_port = s.client_port;
             let k = self.bank.components();
-            let n = crate::model::standing::states(k);
-            if s.chain.len() == (n + 1) * n {
+            if s.chain_fits(k) {
                 f.chain = i as u32;
                 // entering the chain
-                f.token = n;
+                f.token = crate::model::standing::states(k);
             }
         }
     }
