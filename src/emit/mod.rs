@@ -20,6 +20,14 @@ pub mod sender;
 pub mod source;
 pub mod stream;
 
+/// Serialises this crate's timing tests (the pacer's and the ceiling's): each measures time on
+/// a spinning thread, and two at once on a 2-core machine take each other's CPU.
+#[cfg(test)]
+pub(crate) fn timing_lock() -> std::sync::MutexGuard<'static, ()> {
+    static TIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TIMING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub use allowlist::{Allowlist, AllowlistError};
 pub use ceiling::CeilingConfig;
 pub use pacer::{EndReason, Lateness, Live, PacerConfig, PacerReport, StallPolicy};

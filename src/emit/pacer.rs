@@ -468,6 +468,8 @@ pub fn run(
     // the last frame sent (when it, a little late, is to be caught up on gently): the time it
     // was handed over and its offset
     let mut prev: Option<(i64, i64)> = None;
+    // when the frames of this call were due, if they were waited for (None: they came late)
+    let mut anchor: Option<i64> = None;
     let paced = |prev: Option<(i64, i64)>, due: i64, rel: i64| match prev {
         Some((at, r)) => due.max(at + (rel - r) - catch_ns.max((rel - r) / CATCH_UP_SHARE)),
         None => due,
@@ -507,6 +509,10 @@ pub fn run(
                     break 'batches;
                 }
                 let target = paced(prev, start + shift + rel, rel);
+                // a frame already late when it came (a late batch) catches up from when it
+                // went; one that was waited for, from when it was due: a late wake-up is not
+                // carried on to the next frames (it grew by each wake-up's lateness)
+                anchor = (catch_ns > 0 && now_ns() <= target).then_some(target);
                 match wait_beating(target, &mut spin, stop, live) {
                     Some(t) => t,
                     None => {
@@ -619,7 +625,8 @@ pub fn run(
             // policy rules); nothing to work out when catching up gently is off
             prev = if gentle && catch_ns > 0 {
                 let last_rel = scale(batch.offset(j - 1) + bshift);
-                (t > start + shift + last_rel).then_some((t, last_rel))
+                let at = anchor.unwrap_or(t);
+                (at > start + shift + last_rel).then_some((at, last_rel))
             } else {
                 None
             };
@@ -723,6 +730,7 @@ mod tests {
 
     #[test]
     fn send_cost_learns_the_path_and_bounds_the_join_horizon() {
+        let _timing = crate::emit::timing_lock();
         let mut c = SendCost::default();
         assert_eq!(c.join_horizon(1), 0, "nothing joins before a call was seen");
         for _ in 0..100 {
@@ -822,6 +830,7 @@ mod tests {
 
     #[test]
     fn frames_leave_at_their_deadlines_without_drift() {
+        let _timing = crate::emit::timing_lock();
         // 2000 frames every 500 µs: 1 s; absolute deadlines keep the last one on time
         let offs: Vec<i64> = (0..2000).map(|i| i * 500_000).collect();
         let mut rec = Recorder::new();
@@ -848,6 +857,7 @@ mod tests {
 
     #[test]
     fn the_clock_waits_for_a_source_that_makes_progress_and_keeps_the_heartbeat() {
+        let _timing = crate::emit::timing_lock();
         // a producer busy for longer than PREFILL_WAIT_NS before its first frame (a model's
         // warm-up), showing progress: the schedule starts at its first frame, not before
         let (mut w, mut r) = crate::emit::source::ring(4);
@@ -888,6 +898,7 @@ mod tests {
 
     #[test]
     fn multiplier_limit_and_duration() {
+        let _timing = crate::emit::timing_lock();
         let offs: Vec<i64> = (0..1000).map(|i| i * 1_000_000).collect(); // 1 s at 1 ms gaps
         let mut rec = Recorder::new();
         let cfg = PacerConfig { multiplier: 4.0, ..Default::default() };
@@ -904,6 +915,7 @@ mod tests {
 
     #[test]
     fn topspeed_sends_full_batches_and_the_ceiling_caps_it() {
+        let _timing = crate::emit::timing_lock();
         let offs: Vec<i64> = vec![0; 3000];
         let mut rec = Recorder::new();
         let r = go(&PacerConfig { topspeed: true, ..Default::default() }, &mut source(&offs, [10, 0, 0, 2]), &mut rec).unwrap();
@@ -920,6 +932,7 @@ mod tests {
 
     #[test]
     fn a_frame_outside_the_allowlist_stops_the_run_before_it_is_sent() {
+        let _timing = crate::emit::timing_lock();
         let mut src = source(&[0, 1000, 2000], [10, 0, 0, 2]);
         src.0[0].push(3000, &frame([8, 8, 8, 8]), &[]);
         let mut rec = Recorder::new();
@@ -948,6 +961,7 @@ mod tests {
 
     #[test]
     fn stall_policies_burst_catches_up_and_shift_keeps_gaps() {
+        let _timing = crate::emit::timing_lock();
         // the source's second batch comes 30 ms late
         let offs: Vec<i64> = (0..512).map(|i| i * 200_000).collect(); // 2 batches, 200 µs gaps
         for (policy, min_span, max_span) in [(StallPolicy::Burst, 0.09, 0.11), (StallPolicy::Shift, 0.115, 0.2)] {
@@ -966,39 +980,45 @@ mod tests {
 
     #[test]
     fn a_little_late_stream_catches_up_gently_and_does_not_drift() {
-        // the source's second batch comes ~0.4 ms late (less than a stall)
-        let offs: Vec<i64> = (0..512).map(|i| i * 100_000).collect(); // 2 batches, 100 µs gaps
-        for catch_up_us in [0, 20] {
+        let _timing = crate::emit::timing_lock();
+        // the source's second batch comes 1.6 ms late (four gaps; less than a stall)
+        let offs: Vec<i64> = (0..512).map(|i| i * 400_000).collect(); // 2 batches, 400 µs gaps
+        let schedule = 511.0 * 400e-6;
+        for catch_up_us in [0, 100] {
             let cfg = PacerConfig { catch_up_us, stall_threshold_us: 20_000, ..Default::default() };
             // a run in which the pacer itself lost its CPU for 20 ms (a loaded CI machine) shows
-            // the stall policy, not the catch-up: up to 5 tries for one without
-            let rec = (0..5)
-                .map(|_| {
-                    let mut rec = Recorder::new();
-                    let r = go(&cfg, &mut SecondBatchLate(source(&offs, [10, 0, 0, 2]), 400, false), &mut rec).unwrap();
-                    assert_eq!(r.frames, 512);
-                    (r.stalls, rec)
-                })
-                .find(|(stalls, _)| *stalls == 0)
-                .map(|(_, rec)| rec)
-                .expect("5 runs of 51 ms, each with a stall of 20 ms: the machine is too loaded to time anything");
-            let gaps: Vec<i64> = rec.at[256..300].windows(2).map(|w| w[1] - w[0]).collect();
-            let min = *gaps.iter().min().unwrap();
-            if catch_up_us == 0 {
-                // what fell due meanwhile goes at once
-                assert!(min < 30_000, "gaps after the late batch: {gaps:?}");
-            } else {
-                // each gap shrinks by at most a quarter, 25 µs (loose: shared CI cores)
-                assert!(min > 50_000, "gaps after the late batch: {gaps:?}");
-            }
-            // either way the lateness drains: the last frame keeps the schedule
-            let span = (rec.at[511] - rec.at[0]) as f64 / 1e9;
-            assert!((span - 0.0511).abs() < 0.003, "catch-up {catch_up_us} µs: span {span} s (schedule 0.0511 s)");
+            // the stall policy, not the catch-up; one that lost it for milliseconds many times (a
+            // shared VM) has more lateness to drain than 256 frames can at 100 µs a frame, and
+            // one that lost it around the late batch learnt a send cost that joins frames. Up
+            // to 5 tries for a run without a stall in which the first four gaps after the late
+            // batch show the policy and the last frame is within 3 ms of the schedule (either
+            // way the lateness drains): a pacer without the policy fails every try
+            let mut tries = Vec::new();
+            let kept = (0..5).any(|_| {
+                let mut rec = Recorder::new();
+                let r = go(&cfg, &mut SecondBatchLate(source(&offs, [10, 0, 0, 2]), 1600, false), &mut rec).unwrap();
+                assert_eq!(r.frames, 512);
+                let span = (rec.at[511] - rec.at[0]) as f64 / 1e9;
+                // the first four gaps after the late batch, together: a single gap moves with
+                // the wake-ups on either side of it (tens of µs on a shared VM)
+                let four = rec.at[260] - rec.at[256];
+                tries.push((r.stalls, span, four));
+                let policy = if catch_up_us == 0 {
+                    // what fell due meanwhile (four frames) goes at once
+                    four < 400_000
+                } else {
+                    // each gap shrinks by at most 100 µs (a quarter): 4 × 300 µs
+                    four > 900_000
+                };
+                r.stalls == 0 && (span - schedule).abs() < 0.003 && policy
+            });
+            assert!(kept, "catch-up {catch_up_us} µs: no run of 5 without a stall, on schedule ({schedule} s) and with the policy's first four gaps: (stalls, span, four gaps ns) {tries:?}");
         }
     }
 
     #[test]
     fn the_spin_margin_follows_how_late_sleeps_end() {
+        let _timing = crate::emit::timing_lock();
         let mut m = SpinMargin::new(50_000, 500_000);
         assert_eq!(m.margin_ns(), 50_000, "the floor until a window was seen");
         // sleeps ending 80 µs late, two of them 10 ms late (a stall is no reason to spin)
@@ -1021,6 +1041,7 @@ mod tests {
 
     #[test]
     fn stop_flag_ends_a_long_sleep() {
+        let _timing = crate::emit::timing_lock();
         let mut rec = Recorder::new();
         let stop = AtomicBool::new(false);
         let mut src = source(&[0, 60_000_000_000], [10, 0, 0, 2]);
@@ -1086,6 +1107,7 @@ mod tests {
 
     #[test]
     fn a_link_outage_pauses_the_stream_and_moves_the_schedule_back() {
+        let _timing = crate::emit::timing_lock();
         // 1000 frames at 1 ms: the link goes down at frame 300 for 300 ms
         let offs: Vec<i64> = (0..1000).map(|i| i * 1_000_000).collect();
         for silent in [false, true] {
@@ -1115,6 +1137,7 @@ mod tests {
 
     #[test]
     fn a_stream_on_a_down_link_waits_and_stop_ends_the_wait() {
+        let _timing = crate::emit::timing_lock();
         let mut tx = Flaky::new(0, 60_000_000_000, true);
         tx.down_until = Some(now_ns() + 60_000_000_000);
         let stop = AtomicBool::new(false);
@@ -1134,6 +1157,7 @@ mod tests {
 
     #[test]
     fn an_interface_that_disappears_ends_the_run_with_its_name() {
+        let _timing = crate::emit::timing_lock();
         let offs: Vec<i64> = (0..100).map(|i| i * 100_000).collect();
         let mut tx = Flaky::new(usize::MAX, 0, false);
         tx.gone_at = Some(40);
@@ -1151,6 +1175,7 @@ mod tests {
 
     #[test]
     fn thread_setup_sets_timer_slack() {
+        let _timing = crate::emit::timing_lock();
         std::thread::spawn(|| {
             prepare_thread(None, None).unwrap();
             // SAFETY: PR_GET_TIMERSLACK returns the calling thread's slack.
