@@ -8,6 +8,7 @@
 #   bench/fidelity.sh                 # every capture with >= 20 flows, 20 epochs
 #   EPOCHS=40 MIN_FLOWS=50 bench/fidelity.sh
 #   SEED=2 EVAL_ARGS="--warm-up 0" bench/fidelity.sh   # another seed; extra `trafgen eval` flags
+#   BIN=/tmp/trafgen-before OUT=target/bench/before bench/fidelity.sh   # measure a kept binary
 #
 # Goals (issue 8): every metric <= 1.5x the floor or within its absolute tolerance; every
 # structure metric <= 0.5x the baseline. JSON per capture is kept in target/bench/fidelity/.
@@ -25,8 +26,11 @@ if [ ! -d "$DATA" ]; then
     echo "fidelity.sh: $DATA not found (set TRAFGEN_DATA_DIR)" >&2
     exit 1
 fi
-cargo build --release --bins -q
-BIN=target/release/trafgen
+# BIN: a trafgen binary to measure (e.g. a copy kept for an A/B run); default: build this tree's
+if [ -z "${BIN:-}" ]; then
+    cargo build --release --bins -q
+    BIN=target/release/trafgen
+fi
 
 mapfile -t captures < <(find "$DATA" -name '*.pcap' -o -name '*.pcapng' | sort)
 for c in "${captures[@]}"; do

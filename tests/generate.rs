@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use trafgen::flow::FlowKind;
 use trafgen::model::standing::{states, StandingFlow, GAP_QUANTILES};
 use trafgen::model::Model;
-use trafgen::synth::{Engine, EngineConfig, FlowLengths};
+use trafgen::model::client_port::{ClientPorts, FixedPort};
+use trafgen::synth::{Engine, EngineConfig, FlowLengths, FlowTiming};
 
 fn model_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default")
@@ -220,6 +221,82 @@ fn flow_sizes_follow_the_aggregate_model() {
     let mut alone = flow_sizes(&m, lstm, 3000);
     let d_lstm = ks(&mut alone, &mut want);
     assert!(d_lstm > d, "KS with the LSTM deciding lengths {d_lstm:.3}, with the aggregate {d:.3}");
+}
+
+/// Seconds from first to last packet of each flow of `flows` flows with at least 2 packets.
+fn flow_durations(m: &Model, cfg: EngineConfig, flows: u64) -> Vec<f64> {
+    let mut e = Engine::new(m, cfg).unwrap();
+    e.limit_flows(flows);
+    let mut per: std::collections::HashMap<u64, (i64, i64, u32)> = Default::default();
+    for p in e.by_ref() {
+        let f = per.entry(p.flow_id).or_insert((p.ts_ns, p.ts_ns, 0));
+        f.1 = p.ts_ns;
+        f.2 += 1;
+    }
+    per.into_values().filter(|f| f.2 >= 2).map(|f| (f.1 - f.0) as f64 / 1e9).collect()
+}
+
+#[test]
+fn flow_durations_follow_the_aggregate_model() {
+    let m = load();
+    for kind in [FlowKind::Unconnected, FlowKind::Connected] {
+        let cfg = EngineConfig { seed: 6, arrival_scale: 1000.0, flow_kinds: vec![kind], ..Default::default() };
+        let mut got = flow_durations(&m, cfg.clone(), 3000);
+        // what the aggregate model draws for the kind's flows of 2 packets or more
+        let mut rng = trafgen::rng::SplitMix64::new(78);
+        let mut want: Vec<f64> = std::iter::repeat_with(|| m.aggregate.sample_flow(&mut rng))
+            .filter(|d| d.kind == kind && d.packets.round() >= 2.0)
+            .take(got.len())
+            .map(|d| d.duration_s)
+            .collect();
+        let d = ks(&mut got, &mut want);
+        // the LSTM's gaps alone: every flow at its kind's typical pace
+        let mut alone = flow_durations(&m, EngineConfig { flow_timing: FlowTiming::Lstm, ..cfg }, 3000);
+        let d_lstm = ks(&mut alone, &mut want);
+        eprintln!("{kind:?}: KS of durations against the aggregate's draws {d:.3}, with the LSTM's gaps {d_lstm:.3}");
+        // TCP flows: the handshake and teardown keep the heads' timing, which the drawn
+        // duration knows only by its typical value (measured: KS 0.29 against 0.35)
+        let bound = if kind == FlowKind::Unconnected { 0.15 } else { 1.0 };
+        assert!(d < bound && d < d_lstm, "{kind:?}: KS {d:.3} with drawn durations, {d_lstm:.3} with the LSTM's gaps");
+    }
+}
+
+#[test]
+fn services_keep_their_fixed_client_ports_and_single_flow_hosts_get_hosts_of_their_own() {
+    let mut m = load();
+    let kind = FlowKind::Unconnected;
+    // every UDP service of the model: half its flows from client port 999
+    let rows = m.aggregate.ports[kind.index()].iter().map(|w| FixedPort { server_port: w.value.0, ip_proto: w.value.1, client_port: 999, p: 0.5 });
+    m.aggregate.client_ports = ClientPorts { rows: rows.collect() };
+    m.aggregate.client_ports.rows.sort_by_key(|r| (r.server_port, r.ip_proto, r.client_port));
+    // every client rank from 2 on is a host seen once in training
+    m.aggregate.fresh_rank = [2, u32::MAX];
+    let cfg = EngineConfig { seed: 5, arrival_scale: 1000.0, flow_kinds: vec![kind], ..Default::default() };
+    let run = |m: &Model| -> Vec<trafgen::synth::SynthPacket> {
+        let mut e = Engine::new(m, cfg.clone()).unwrap();
+        e.limit_flows(2000);
+        let mut first: std::collections::BTreeMap<u64, trafgen::synth::SynthPacket> = Default::default();
+        for p in e.by_ref() {
+            first.entry(p.flow_id).or_insert(p);
+        }
+        first.into_values().collect()
+    };
+    let flows = run(&m);
+    let listed = |p: &trafgen::synth::SynthPacket| m.aggregate.ports[kind.index()].iter().any(|w| w.value.0 == p.server_port);
+    let (fixed, of) = (flows.iter().filter(|p| listed(p) && p.client_port == 999).count(), flows.iter().filter(|p| listed(p)).count());
+    assert!((fixed as f64 / of as f64 - 0.5).abs() < 0.05, "{fixed} of {of} flows from the fixed port");
+    assert!(flows.iter().all(|p| p.client_port == 999 || p.client_port == 0), "other flows: the plan picks");
+    // hosts of their own: a new rank per flow, past the tables; ranks 0 and 1 stay shared
+    let fresh: Vec<u32> = flows.iter().map(|p| p.client_rank).filter(|&r| r >= 2).collect();
+    assert!(fresh.iter().all(|&r| r >= trafgen::model::aggregate::FRESH_HOSTS));
+    assert_eq!(fresh.iter().collect::<std::collections::HashSet<_>>().len(), fresh.len(), "each its own");
+    assert!(flows.len() - fresh.len() > 100, "{} flows on ranks 0 and 1", flows.len() - fresh.len());
+    // neither table changes any other draw: sizes, times and server ports stay as they were
+    let mut plain = load();
+    plain.aggregate.client_ports = ClientPorts::default();
+    plain.aggregate.fresh_rank = [u32::MAX; 2];
+    let before = run(&plain);
+    assert!(before.iter().zip(&flows).all(|(a, b)| (a.ts_ns, a.size, a.server_port) == (b.ts_ns, b.size, b.server_port)));
 }
 
 #[test]

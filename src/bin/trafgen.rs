@@ -157,6 +157,9 @@ struct EvalArgs {
     /// length. 0 = a cold start.
     #[arg(long, requires = "split", value_name = "SECONDS")]
     warm_up: Option<f64>,
+    /// With --split: what paces the synthetic arm's flows (as `generate --flow-timing`).
+    #[arg(long, requires = "split", value_enum, default_value_t = LengthsArg::Aggregate)]
+    flow_timing: LengthsArg,
     #[command(flatten)]
     flow: FlowArgs,
 }
@@ -234,6 +237,11 @@ struct GenerateArgs {
     /// sizes; the LSTM writes the sequence) or `lstm` (the LSTM's END token alone).
     #[arg(long, value_enum, default_value_t = LengthsArg::Aggregate)]
     flow_lengths: LengthsArg,
+    /// What paces each flow's data packets: `aggregate` (the gaps the LSTM writes, stretched
+    /// so that the flow spans the duration the aggregate model drew with its size; needs
+    /// `--flow-lengths aggregate`) or `lstm` (the LSTM's gaps as drawn).
+    #[arg(long, value_enum, default_value_t = LengthsArg::Aggregate)]
+    flow_timing: LengthsArg,
     /// Start warm: generate this many seconds of traffic before the output starts and leave
     /// them out, so the output begins at the model's steady rate with flows already in
     /// progress (TCP flows then start mid-stream, without their handshake, like a capture
@@ -245,10 +253,20 @@ struct GenerateArgs {
     json: bool,
 }
 
+/// Which model decides a flow's length or its timing.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LengthsArg {
     Aggregate,
     Lstm,
+}
+
+impl LengthsArg {
+    fn timing(self) -> trafgen::synth::FlowTiming {
+        match self {
+            LengthsArg::Aggregate => trafgen::synth::FlowTiming::Aggregate,
+            LengthsArg::Lstm => trafgen::synth::FlowTiming::Lstm,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -531,6 +549,7 @@ fn generate(args: &GenerateArgs) -> Result<()> {
                 LengthsArg::Aggregate => trafgen::synth::FlowLengths::Aggregate,
                 LengthsArg::Lstm => trafgen::synth::FlowLengths::Lstm,
             },
+            flow_timing: args.flow_timing.timing(),
             ..Default::default()
         },
         packets: if no_limit { Some(100_000) } else { args.packets },
@@ -920,6 +939,14 @@ fn train(args: &TrainArgs) -> Result<()> {
         let ports = if s.kind == trafgen::flow::FlowKind::NoFlow { String::new() } else { format!(" to port {} from port {}", s.server_port, s.client_port) };
         println!("standing  {} flow{ports}: {:.1} packets/s, in {:.1} % of streams", s.kind.name(), s.pps, 100.0 * s.share);
     }
+    let a = &model.aggregate;
+    if !a.client_ports.rows.is_empty() {
+        let rows: Vec<String> = a.client_ports.rows.iter().take(8).map(|r| format!("{}→{}/{} {:.0} %", r.client_port, r.server_port, r.ip_proto, 100.0 * r.p)).collect();
+        let more = a.client_ports.rows.len().saturating_sub(8);
+        println!("ports     fixed client ports: {}{}", rows.join(", "), if more > 0 { format!(" (+{more})") } else { String::new() });
+    }
+    let fresh = |r: u32| if r == u32::MAX { "none".to_string() } else { format!("from rank {r}") };
+    println!("hosts     seen in one flow (a host of its own each): clients {}, servers {}", fresh(a.fresh_rank[0]), fresh(a.fresh_rank[1]));
     println!("flow      {:.1} s; aggregate {:.1} s; total {:.1} s on {}", m.training.seconds_flow, m.training.seconds_aggregate, started.elapsed().as_secs_f64(), m.device);
     Ok(())
 }
@@ -943,6 +970,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
             // the synthetic arm: a model trained on the first part generates the held-out span
             let out = dir.join("synthetic.pcap");
             let (seed, epochs, warm_up) = (args.seed, args.epochs, args.warm_up);
+            let flow_timing = args.flow_timing.timing();
             let synthetic: Option<SyntheticArm> = (!args.no_synthetic).then(|| {
                 Box::new(move |train: &std::path::Path, span: trafgen::eval::HeldOutSpan| {
                     let topts = trafgen::model::train::TrainOptions { epochs, seed, device: trafgen::torch::DeviceChoice::Cpu, ..Default::default() };
@@ -950,7 +978,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
                     // (long flows in progress at its start, at its steady rate); so is the
                     // synthetic arm, after as long again of generated traffic
                     let warm_up_s = warm_up.unwrap_or_else(|| span.duration_s());
-                    let engine = trafgen::synth::EngineConfig { seed, warm_up_s, ..Default::default() };
+                    let engine = trafgen::synth::EngineConfig { seed, warm_up_s, flow_timing, ..Default::default() };
                     trafgen::generate::train_and_generate(train, &topts, &engine, span.start_ns, span.duration_ns, &out)?;
                     Ok(out)
                 }) as SyntheticArm

@@ -12,6 +12,7 @@
 
 use tch::{Kind, Tensor};
 
+use super::client_port::{self, ClientPorts};
 use super::dataset::FlowRow;
 use super::gmm::{Gmm, GmmError, GmmFitOptions};
 use super::standing::{self, StandingFlow};
@@ -28,6 +29,10 @@ pub const MAX_GAP_S: f64 = 3600.0;
 pub const MAX_RANKS: usize = 1024;
 /// Server ports kept per kind (the rest are "other": the address plan picks).
 pub const MAX_PORTS: usize = 64;
+
+/// The first host rank given to hosts of their own (`Aggregate::fresh_rank`): past every rank of
+/// the tables, so that a fresh host is none of the table's.
+pub const FRESH_HOSTS: u32 = MAX_RANKS as u32;
 
 /// One row of a categorical table: a value and its probability.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,9 +63,17 @@ pub struct Aggregate {
     /// the hosts of a capture's big flows carry its big flows' packets (empty: models before
     /// these tables; the global tables are used then).
     pub component_ranks: [Vec<[Vec<f64>; 2]>; 3],
+    /// Per side (client, server): the first rank of the hosts seen in a single flow. A host
+    /// seen once stands for the hosts that come and go (a DHCP flood's clients, a scan's
+    /// targets): a flow drawn with such a rank gets a host of its own ([`FRESH_HOSTS`]).
+    /// `u32::MAX`: none (or a model before it: every drawn rank is a table host).
+    pub fresh_rank: [u32; 2],
     /// Probability that a TCP flow is seen from its SYN (else from the middle: a capture of a
     /// backbone link for milliseconds sees almost no opening; one of a LAN for hours, most).
     pub tcp_open_p: f64,
+    /// Fixed client ports per service (empty: models before the table; every client port is
+    /// then the address plan's ephemeral pick).
+    pub client_ports: ClientPorts,
     /// Flows that run for the whole stream, outside the arrivals above (empty: models before
     /// them, or captures without such flows).
     pub standing: Vec<StandingFlow>,
@@ -75,6 +88,9 @@ pub struct FlowDraw {
     pub bytes: f64,
     pub duration_s: f64,
     pub server_port: u16,
+    /// A fixed client port ([`ClientPorts::draw`], which the engine calls on a stream of its
+    /// own); 0: the address plan picks an ephemeral one.
+    pub client_port: u16,
     pub ip_proto: u8,
     pub v6: bool,
     pub client_rank: u32,
@@ -146,6 +162,20 @@ fn ranks(hosts: impl Iterator<Item = u32>) -> Vec<f64> {
     }
     let total: f64 = c.iter().sum();
     c.iter().map(|x| x / total.max(1.0)).collect()
+}
+
+/// The first rank in [`ranks`]' order of a host seen in one flow only (`u32::MAX`: none).
+fn first_single(hosts: impl Iterator<Item = u32>) -> u32 {
+    let mut counts: rustc_hash::FxHashMap<u32, u64> = Default::default();
+    for h in hosts {
+        *counts.entry(h).or_default() += 1;
+    }
+    let singles = counts.values().filter(|&&n| n == 1).count();
+    if singles == 0 {
+        return u32::MAX;
+    }
+    // ranks run from the most flows down, so the single-flow hosts are the last ones
+    (counts.len() - singles).min(MAX_RANKS - 1) as u32
 }
 
 /// Each host's rank in [`ranks`]' order (ties broken by host number), the rarest sharing
@@ -266,7 +296,9 @@ impl Aggregate {
             client_rank: ranks(all_rows.iter().map(|r| r.client_host)),
             server_rank: ranks(all_rows.iter().map(|r| r.server_host)),
             component_ranks,
+            fresh_rank: [first_single(all_rows.iter().map(|r| r.client_host)), first_single(all_rows.iter().map(|r| r.server_host))],
             tcp_open_p: tcp_open_share(rows),
+            client_ports: ClientPorts::fit(rows.iter()),
             standing,
         })
     }
@@ -298,6 +330,9 @@ impl Aggregate {
         };
         let (server_port, ip_proto) = draw(table, rng).unwrap_or((0, draw(&self.proto[k], rng).unwrap_or(0)));
         let hosts = component.and_then(|c| self.component_ranks[k].get(c)).filter(|h| !h[0].is_empty() && !h[1].is_empty());
+        let v6 = rng.next_f64() < self.v6_share[k];
+        let client_rank = draw_rank(hosts.map_or(&self.client_rank, |h| &h[0]), rng);
+        let server_rank = draw_rank(hosts.map_or(&self.server_rank, |h| &h[1]), rng);
         FlowDraw {
             gap_s,
             kind,
@@ -305,10 +340,11 @@ impl Aggregate {
             bytes,
             duration_s,
             server_port,
+            client_port: 0,
             ip_proto,
-            v6: rng.next_f64() < self.v6_share[k],
-            client_rank: draw_rank(hosts.map_or(&self.client_rank, |h| &h[0]), rng),
-            server_rank: draw_rank(hosts.map_or(&self.server_rank, |h| &h[1]), rng),
+            v6,
+            client_rank,
+            server_rank,
         }
     }
 
@@ -321,7 +357,11 @@ impl Aggregate {
             ("client_rank".to_string(), Tensor::from_slice(&self.client_rank)),
             ("server_rank".to_string(), Tensor::from_slice(&self.server_rank)),
             ("tcp_open_p".to_string(), Tensor::from_slice(&[self.tcp_open_p])),
+            ("fresh_rank".to_string(), Tensor::from_slice(&self.fresh_rank.map(i64::from))),
         ];
+        if !self.client_ports.rows.is_empty() {
+            out.push((client_port::TENSOR.to_string(), self.client_ports.to_tensor()));
+        }
         if !self.standing.is_empty() {
             out.push(("standing".to_string(), standing::to_tensor(&self.standing)));
         }
@@ -403,6 +443,16 @@ impl Aggregate {
                     _ => return Err("tensor `tcp_open_p` must be one probability".into()),
                 },
             },
+            // absent in models made before it: every drawn rank is a table host
+            fresh_rank: match get("fresh_rank") {
+                None => [u32::MAX; 2],
+                Some(_) => match i64s("fresh_rank")?.as_slice() {
+                    &[c, s] if [c, s].iter().all(|&r| (0..=i64::from(u32::MAX)).contains(&r)) => [c as u32, s as u32],
+                    _ => return Err("tensor `fresh_rank` must be two ranks (client, server)".into()),
+                },
+            },
+            // absent in models made before it: ephemeral client ports only
+            client_ports: get(client_port::TENSOR).map_or(Ok(ClientPorts::default()), |t| ClientPorts::from_tensor(&t))?,
             // absent in models made before it: no standing flows
             standing: get("standing").map_or(Ok(Vec::new()), |t| standing::from_tensor(&t, "standing"))?,
         };
@@ -612,5 +662,60 @@ mod open_tests {
         assert_eq!(older.tcp_open_p, 1.0);
         let bad = Aggregate::from_named(&|n| if n == "tcp_open_p" { Some(Tensor::from_slice(&[1.5f64])) } else { named.get(n).map(|t| t.shallow_clone()) });
         assert!(bad.is_err());
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    fn udp(client_host: u32, client_port: u16, server_host: u32, server_port: u16) -> FlowRow {
+        FlowRow {
+            kind: FlowKind::Unconnected,
+            gap_s: Some(0.02),
+            packets: 2,
+            bytes: 547,
+            duration_s: 0.01,
+            server_port,
+            client_port,
+            ip_proto: 17,
+            ip_version: 4,
+            client_host,
+            server_host,
+            mid_stream: false,
+            since_capture_start_s: 1.0,
+            until_capture_end_s: 1.0,
+            capture_span_s: 5.0,
+            capture: 0,
+            seq: None,
+        }
+    }
+
+    #[test]
+    fn single_flow_hosts_and_fixed_client_ports_are_learnt_and_stored() {
+        // a DHCP flood: 40 clients from port 68, each seen once, to 3 servers; one of them
+        // also answers 10 DNS lookups from a resolver with ephemeral ports
+        let mut rows: Vec<FlowRow> = (0..40).map(|i| udp(100 + i, 68, i % 3, 67)).collect();
+        rows.extend((0..10).map(|i| udp(7, 40_000 + i as u16, 0, 53)));
+        // hosts by flows: clients 7 (10), then 40 single ones; servers 0, 1, 2 (24, 13, 13)
+        let agg = Aggregate::fit(&rows, 4, 1).unwrap();
+        assert_eq!(agg.fresh_rank, [1, u32::MAX]);
+        assert_eq!(first_single([5, 5, 6, 7].into_iter()), 1);
+        assert_eq!(first_single((0..5000).map(|h| h / 2)), u32::MAX);
+        assert_eq!(first_single(0..5000), 0);
+        assert_eq!(agg.client_ports.rows.len(), 1, "{:?}", agg.client_ports);
+        let mut rng = SplitMix64::new(5);
+        assert_eq!(agg.client_ports.draw(67, 17, &mut rng), 68);
+        assert_eq!(agg.client_ports.draw(53, 17, &mut rng), 0);
+
+        let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
+        let back = Aggregate::from_named(&|n| named.get(n).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!((back.fresh_rank, &back.client_ports), (agg.fresh_rank, &agg.client_ports));
+        // models before the tensors: no host of its own, no fixed client port
+        let older = Aggregate::from_named(&|n| named.get(n).filter(|_| n != "fresh_rank" && n != client_port::TENSOR).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!(older.fresh_rank, [u32::MAX; 2]);
+        assert!(older.client_ports.rows.is_empty());
+        let bad = Aggregate::from_named(&|n| if n == "fresh_rank" { Some(Tensor::from_slice(&[1i64])) } else { named.get(n).map(|t| t.shallow_clone()) });
+        assert!(bad.err().is_some_and(|e| e.contains("fresh_rank")));
     }
 }

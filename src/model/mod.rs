@@ -14,6 +14,7 @@
 //! not schedule or build traffic (that is `synth` and `wire`).
 
 pub mod aggregate;
+pub mod client_port;
 pub mod dataset;
 pub mod flow_lstm;
 pub mod gap_support;

@@ -251,6 +251,24 @@ impl TcpHeads {
         (dt, size)
     }
 
+    /// A role's typical gap: the median seconds since the flow's previous packet.
+    pub fn median_dt(&self, role: Role) -> f64 {
+        10f64.powf(self.log_dt[role as usize][QUANTILES / 2].clamp(-9.0, 4.0))
+    }
+
+    /// Typical seconds a flow's handshake (when it opens with one) and its close take: the
+    /// median gaps of their roles, summed.
+    pub fn typical_span_s(&self, opens: bool, close: Close) -> f64 {
+        let open: &[Role] = if opens { &[Role::SynAck, Role::Ack] } else { &[] };
+        let shut: &[Role] = match close {
+            Close::FourWay => &[Role::FinFirst, Role::FinAck, Role::FinSecond, Role::LastAck],
+            Close::ThreeWay => &[Role::FinFirst, Role::FinSecond, Role::LastAck],
+            Close::Rst => &[Role::Rst],
+            Close::None => &[],
+        };
+        open.iter().chain(shut).map(|&r| self.median_dt(r)).sum()
+    }
+
     /// A role's payload length (drawn apart from its size: the headers are the flow's).
     pub fn sample_payload(&self, role: Role, rng: &mut SplitMix64) -> u32 {
         draw(&self.payload[role as usize], rng).round().clamp(0.0, 65_535.0) as u32

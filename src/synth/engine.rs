@@ -21,7 +21,7 @@ use std::collections::BinaryHeap;
 use super::{Proto, SynthPacket};
 use crate::capture::TcpFlags;
 use crate::flow::{Direction, FlowKind};
-use crate::model::aggregate::FlowDraw;
+use crate::model::aggregate::{FlowDraw, FRESH_HOSTS};
 use crate::model::lean_lstm::{sample_logits, LeanError, LeanLstm};
 use crate::model::packet_bank::{PacketBank, DEFAULT_PER_COMPONENT};
 use crate::model::tcp_heads::{Close, Role, TcpHeads};
@@ -41,6 +41,8 @@ const LOW_WATER: usize = 4;
 const START_AHEAD: usize = 64;
 /// Handshake tokens tolerated from a TCP flow's LSTM before the flow is closed.
 const MAX_SKIPPED: u32 = 16;
+/// Seeds (xor the run's) the per-flow streams of client-port draws.
+const CLIENT_PORT_STREAM: u64 = 0x636c_6965_6e74_706f;
 /// Gaps over which a standing flow's drawn gaps are averaged to pace it.
 const PACE_WINDOW: u32 = 1000;
 
@@ -65,6 +67,8 @@ pub struct EngineConfig {
     pub bank_per_component: usize,
     /// What decides how many packets a flow has.
     pub flow_lengths: FlowLengths,
+    /// What sets the pace of a flow's packets.
+    pub flow_timing: FlowTiming,
     /// Seconds of traffic generated before the stream's start and left out: the stream then
     /// begins like a capture cut from ongoing traffic, at its steady rate, with the flows in
     /// progress at its start seen mid-way (TCP flows without their handshake). 0 = a cold
@@ -88,6 +92,21 @@ pub enum FlowLengths {
     Lstm,
 }
 
+/// What sets the pace of a flow's data packets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowTiming {
+    /// The aggregate model's draw of the flow's duration (drawn with its size): the gaps the
+    /// LSTM writes are stretched so that their running mean is the drawn duration over the
+    /// flow's data gaps (the handshake and teardown keep the TCP heads' timing). Short flows
+    /// of long duration and long flows of short duration come out as in training, where the
+    /// LSTM alone gives every flow its kind's typical gaps.
+    #[default]
+    Aggregate,
+    /// The LSTM's gaps as drawn.
+    Lstm,
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
@@ -99,6 +118,7 @@ impl Default for EngineConfig {
             max_flow_packets: 100_000,
             bank_per_component: DEFAULT_PER_COMPONENT,
             flow_lengths: FlowLengths::default(),
+            flow_timing: FlowTiming::default(),
             warm_up_s: 0.0,
         }
     }
@@ -153,7 +173,7 @@ struct LiveFlow {
     proto: Proto,
     v6: bool,
     server_port: u16,
-    /// 0 for the arrivals (the address plan picks); a standing flow's own.
+    /// A fixed client port (a standing flow's own, or a service's); 0: the address plan picks.
     client_port: u16,
     client_rank: u32,
     server_rank: u32,
@@ -181,10 +201,14 @@ struct LiveFlow {
     ip_hdr: u32,
     l4_hdr: u32,
     queue: Ahead,
-    /// A standing flow's target mean gap between its packets, ns (0: a flow of the arrivals).
+    /// Runs for the whole stream, outside the arrivals ([`StandingFlow`]).
+    standing: bool,
+    /// Target mean of the flow's data gaps, ns: a standing flow's rate, an arrival's drawn
+    /// duration over its data gaps ([`FlowTiming::Aggregate`]); 0 = the gaps as drawn.
     pace_ns: f64,
-    /// A standing flow's running mean of the gaps its LSTM draws, ns ([`LiveFlow::paced`]).
+    /// Running mean of the data gaps drawn so far, ns, and how many ([`LiveFlow::paced`]).
     drawn_gap_ns: f64,
+    drawn_gaps: u32,
     /// A standing flow's index in the aggregate model, when its own chain writes it instead
     /// of the kind's LSTM ([`StandingFlow::next_state`]; `token` is then its state);
     /// `NO_CHAIN` otherwise.
@@ -272,18 +296,16 @@ impl LiveFlow {
         self.target == u32::MAX || self.packets.saturating_add(then) >= self.target
     }
 
-    fn standing(&self) -> bool {
-        self.pace_ns > 0.0
-    }
-
-    /// A drawn gap, for a standing flow stretched so that its mean is the flow's pace: the
-    /// LSTM's gaps are those of its kind, and a standing flow keeps its own rate (the running
-    /// mean spans [`PACE_WINDOW`] gaps, so bursts and pauses keep their shape).
+    /// A drawn data gap, stretched so that the flow's gaps average its pace: the LSTM's gaps
+    /// are those of its kind, while a standing flow keeps its own rate and an arrival its
+    /// drawn duration. The running mean spans up to [`PACE_WINDOW`] gaps, so bursts and
+    /// pauses keep their shape.
     fn paced(&mut self, dt_ns: f64) -> f64 {
-        if !self.standing() {
+        if self.pace_ns <= 0.0 {
             return dt_ns;
         }
-        let w = f64::from(self.packets.clamp(1, PACE_WINDOW));
+        self.drawn_gaps = self.drawn_gaps.saturating_add(1);
+        let w = f64::from(self.drawn_gaps.min(PACE_WINDOW));
         self.drawn_gap_ns += (dt_ns - self.drawn_gap_ns) / w;
         dt_ns * self.pace_ns / self.drawn_gap_ns.max(1.0)
     }
@@ -332,6 +354,8 @@ pub struct Engine<'m> {
     /// Time of the last packet emitted.
     clock: i64,
     starts_left: Option<u64>,
+    /// Hosts of their own given so far, client and server side ([`crate::model::aggregate::Aggregate::fresh_rank`]).
+    fresh_hosts: [u32; 2],
     /// Flows of the arrivals alive now (the others are standing flows).
     arrivals_live: usize,
     /// Packets per second of the standing flows this stream has (at `arrival_scale` 1).
@@ -412,6 +436,7 @@ impl<'m> Engine<'m> {
             next_start_ns: 0.0,
             clock: 0,
             starts_left: None,
+            fresh_hosts: [0; 2],
             arrivals_live: 0,
             standing_pps: standing.iter().map(|&i| model.aggregate.standing[i].pps * cfg.multiplier).sum(),
             end_ns: None,
@@ -464,7 +489,7 @@ impl<'m> Engine<'m> {
 
     /// Starts the next flow at `t` and draws the start after it.
     fn start_flow(&mut self, t: i64) {
-        let d = loop {
+        let mut d = loop {
             let d = self.model.aggregate.sample_flow(&mut self.rng);
             self.next_start_ns += d.gap_s * NS / (self.cfg.multiplier * self.cfg.arrival_scale);
             if self.allowed[d.kind.index()] {
@@ -473,6 +498,20 @@ impl<'m> Engine<'m> {
         };
         if t > self.next_start_ns.round() as i64 {
             self.stats.delayed_starts += 1;
+        }
+        // a fixed client port where the service has one, drawn on a stream of its own so that
+        // the table changes no other draw
+        if d.kind != FlowKind::NoFlow {
+            let mut port_rng = SplitMix64::for_item(self.cfg.seed ^ CLIENT_PORT_STREAM, self.next_id);
+            d.client_port = self.model.aggregate.client_ports.draw(d.server_port, d.ip_proto, &mut port_rng);
+        }
+        // a host seen in one training flow stands for hosts that come and go: one of its own
+        let fresh = self.model.aggregate.fresh_rank;
+        for (side, rank) in [&mut d.client_rank, &mut d.server_rank].into_iter().enumerate() {
+            if *rank >= fresh[side] {
+                *rank = FRESH_HOSTS.saturating_add(self.fresh_hosts[side] % (u32::MAX / 2));
+                self.fresh_hosts[side] = self.fresh_hosts[side].wrapping_add(1);
+            }
         }
         if let Some(n) = &mut self.starts_left {
             *n -= 1;
@@ -486,8 +525,12 @@ impl<'m> Engine<'m> {
             FlowLengths::Aggregate => d.packets.round().clamp(1.0, f64::from(u32::MAX - 1)) as u32,
             FlowLengths::Lstm => u32::MAX,
         };
+        let pace_ns = match self.cfg.flow_timing {
+            FlowTiming::Aggregate if target != u32::MAX => data_pace_ns(&d, target, &self.heads, close.0, mid_stream) / self.cfg.multiplier,
+            _ => 0.0,
+        };
         self.arrivals_live += 1;
-        self.launch(&d, t, rng, close, mid_stream, target, 0.0);
+        self.launch(&d, t, rng, close, mid_stream, target, pace_ns);
     }
 
     /// Starts a standing flow, its first packet within one of its gaps of the stream's start
@@ -506,6 +549,7 @@ impl<'m> Engine<'m> {
             bytes: 0.0,
             duration_s: 0.0,
             server_port: s.server_port,
+            client_port: s.client_port,
             ip_proto: s.ip_proto,
             v6: s.v6,
             client_rank: s.client_rank,
@@ -514,7 +558,7 @@ impl<'m> Engine<'m> {
         let close = self.heads.sample_close(&mut rng);
         let slot = self.launch(&d, t, rng, close, s.mid_stream, u32::MAX - 1, pace_ns);
         if let Some(f) = self.flows[slot as usize].as_mut() {
-            f.client_port = s.client_port;
+            f.standing = true;
             let k = self.bank.components();
             if s.chain_fits(k) {
                 f.chain = i as u32;
@@ -542,7 +586,7 @@ impl<'m> Engine<'m> {
             proto,
             v6: d.v6,
             server_port: d.server_port,
-            client_port: 0,
+            client_port: d.client_port,
             client_rank: d.client_rank,
             server_rank: d.server_rank,
             rng,
@@ -558,8 +602,10 @@ impl<'m> Engine<'m> {
             ip_hdr: if d.v6 { 40 } else { 20 },
             l4_hdr: if proto == Proto::Tcp { 20 } else { 8 },
             queue: Ahead::default(),
+            standing: false,
             pace_ns,
             drawn_gap_ns: 0.0,
+            drawn_gaps: 0,
             chain: NO_CHAIN,
         };
         let slot = match self.free.pop() {
@@ -637,7 +683,7 @@ impl<'m> Engine<'m> {
     }
 
     fn release(&mut self, slot: u32) {
-        if self.flows[slot as usize].as_ref().is_some_and(|f| !f.standing()) {
+        if self.flows[slot as usize].as_ref().is_some_and(|f| !f.standing) {
             self.arrivals_live -= 1;
         }
         self.flows[slot as usize] = None;
@@ -689,7 +735,7 @@ impl Rules<'_> {
                     f.phase = if n == 2 { Phase::Data } else { Phase::Handshake(n + 1) };
                 }
                 Phase::Data => {
-                    if f.packets >= self.cfg.max_flow_packets && !f.standing() {
+                    if f.packets >= self.cfg.max_flow_packets && !f.standing {
                         self.stats.truncated_flows += 1;
                         self.close(f);
                     } else if f.target != u32::MAX && !f.wants_more() {
@@ -733,7 +779,8 @@ impl Rules<'_> {
             p.time_diff_s = s.gap_s(self.bank.components(), token, u).unwrap_or(p.time_diff_s);
             p.direction = if token % 2 == 1 { Direction::Backward } else { Direction::Forward };
         }
-        let dt_ns = f.paced(p.time_diff_s * NS / self.cfg.multiplier);
+        // a flow's first packet has no gap (push leaves it at the flow's start): not paced
+        let dt_ns = if f.packets == 0 { 0.0 } else { f.paced(p.time_diff_s * NS / self.cfg.multiplier) };
         let size = f.ip_hdr + f.l4_hdr + p.size.saturating_sub(p.header_len);
         if f.proto != Proto::Tcp {
             push(f, dt_ns, p.direction, size, 0);
@@ -811,6 +858,21 @@ impl Rules<'_> {
         f.phase = Phase::Done;
     }
 
+}
+
+/// The mean data gap (ns) that spreads a drawn flow over its drawn duration: the gaps between
+/// packets other than the TCP heads' own (the handshake's two, one per teardown packet) share
+/// what the duration leaves after the heads' typical time (at least a quarter of it); 0 when
+/// the flow has no data gap or no duration to spread.
+fn data_pace_ns(d: &FlowDraw, target: u32, heads: &TcpHeads, close: Close, mid_stream: bool) -> f64 {
+    let tcp = d.kind == FlowKind::Connected;
+    let head_gaps = if tcp { close.packets() + if mid_stream { 0 } else { 2 } } else { 0 };
+    let gaps = target.saturating_sub(1 + head_gaps);
+    if gaps == 0 || !(d.duration_s.is_finite() && d.duration_s > crate::model::aggregate::MIN_DURATION_S) {
+        return 0.0;
+    }
+    let head_s = if tcp { heads.typical_span_s(!mid_stream, close) } else { 0.0 };
+    (d.duration_s - head_s).max(0.25 * d.duration_s) * NS / f64::from(gaps)
 }
 
 /// Appends a packet `dt_ns` after the flow's previous one.

@@ -9,7 +9,7 @@
 pub mod engine;
 pub mod script;
 
-pub use engine::{Engine, EngineConfig, EngineError, EngineStats, FlowLengths};
+pub use engine::{Engine, EngineConfig, EngineError, EngineStats, FlowLengths, FlowTiming};
 
 use crate::flow::{Direction, FlowKind};
 
@@ -59,8 +59,9 @@ pub struct SynthPacket {
     pub tcp_flags: u16,
     /// Server port; 0 lets the address plan choose.
     pub server_port: u16,
-    /// Client port; 0 lets the address plan choose (an ephemeral port): only a standing
-    /// flow keeps the one it had in training.
+    /// Client port; 0 lets the address plan choose (an ephemeral port). A standing flow keeps
+    /// the one it had in training; a flow of a service whose clients send from a fixed port
+    /// (DHCP's 68, NTP's 123, a reused socket) gets one from the model's client-port table.
     pub client_port: u16,
     /// Popularity rank of the client and server hosts (0 = most popular), or [`PLAN_CHOOSES`].
     pub client_rank: u32,

@@ -22,7 +22,9 @@ pub struct WireConfig {
     pub server_v4: Cidr,
     pub client_v6: Cidr,
     pub server_v6: Cidr,
-    /// How many client and server hosts the plan uses (host rank r maps to host r mod n).
+    /// How many client and server hosts the plan uses (host rank r maps to host r mod n, and
+    /// that wraps within the prefix). The defaults are a /16's usable hosts: every rank a
+    /// model has, and every host of its own a flow is given, is a host apart.
     pub client_hosts: u32,
     pub server_hosts: u32,
     /// Client port range, inclusive.
@@ -49,8 +51,8 @@ impl Default for WireConfig {
             server_v4: p("10.2.0.0/16"),
             client_v6: p("fd00:1::/64"),
             server_v6: p("fd00:2::/64"),
-            client_hosts: 200,
-            server_hosts: 20,
+            client_hosts: 65_534,
+            server_hosts: 65_534,
             ephemeral_ports: [32768, 60999],
             tcp_server_ports: vec![443, 80],
             udp_server_ports: vec![53, 123],
@@ -240,6 +242,9 @@ impl AddressPlan {
         };
         let client_port = match (proto, client_port) {
             (Proto::Tcp | Proto::Udp, 0) => self.take_port(client.ip, rng),
+            // a TCP connection from a port the client host has in use would share a live
+            // connection's 4-tuple (and sequence space): an ephemeral one then
+            (Proto::Tcp, p) if self.pools.get(&client.ip).is_some_and(|pool| pool.used.contains(&p)) => self.take_port(client.ip, rng),
             (Proto::Tcp | Proto::Udp, p) => {
                 // held like an ephemeral one while the flow lives
                 self.pools.entry(client.ip).or_default().used.insert(p);
@@ -259,6 +264,10 @@ impl AddressPlan {
             next: lo + rng.below(u64::from(span)) as u16,
             used: FxHashSet::default(),
         });
+        if !(lo..=hi).contains(&pool.next) {
+            // a pool a fixed port made (it held no ephemeral port yet)
+            pool.next = lo + rng.below(u64::from(span)) as u16;
+        }
         let mut p = pool.next;
         for _ in 0..span {
             if !pool.used.contains(&p) {
@@ -309,12 +318,27 @@ mod tests {
     }
 
     #[test]
+    fn a_fixed_client_port_in_use_is_not_given_to_a_second_tcp_connection() {
+        let mut plan = AddressPlan::new(WireConfig::default());
+        let mut rng = SplitMix64::new(4);
+        let a = plan.allocate(Proto::Tcp, false, 0, 0, [502, 502], &mut rng);
+        let b = plan.allocate(Proto::Tcp, false, 0, 0, [502, 502], &mut rng);
+        assert_eq!(a.client_port, 502);
+        assert!((32768..=60999).contains(&b.client_port), "{}", b.client_port);
+        // UDP peers share a fixed port (mDNS, NTP); TCP gets it back once the first connection ends
+        assert_eq!(plan.allocate(Proto::Udp, false, 0, 0, [5353, 5353], &mut rng).client_port, 5353);
+        assert_eq!(plan.allocate(Proto::Udp, false, 0, 1, [5353, 5353], &mut rng).client_port, 5353);
+        plan.release(Proto::Tcp, &a);
+        assert_eq!(plan.allocate(Proto::Tcp, false, 0, 0, [502, 502], &mut rng).client_port, 502);
+    }
+
+    #[test]
     fn ranks_map_to_stable_hosts_inside_the_prefixes() {
         let mut plan = AddressPlan::new(WireConfig::default());
         let mut rng = SplitMix64::new(2);
         let a = plan.allocate(Proto::Udp, false, 3, 1, [0, 0], &mut rng);
-        let b = plan.allocate(Proto::Udp, false, 203, 21, [0, 0], &mut rng);
-        assert_eq!(a.client.ip, b.client.ip, "rank wraps modulo client_hosts");
+        let b = plan.allocate(Proto::Udp, false, 3 + 65_534, 1 + 2 * 65_534, [0, 0], &mut rng);
+        assert_eq!((a.client.ip, a.server.ip), (b.client.ip, b.server.ip), "rank wraps modulo client_hosts");
         assert_eq!(&a.client.ip[..4], &[10, 1, 0, 4]);
         assert_eq!(&a.server.ip[..4], &[10, 2, 0, 2]);
         assert!(matches!(a.server_port, 53 | 123));
