@@ -23,7 +23,7 @@ use std::time::Instant;
 use trafgen::generate::write_capture;
 use trafgen::model::Model;
 use trafgen::sink::OutputFormat;
-use trafgen::synth::{Engine, EngineConfig};
+use trafgen::synth::{Engine, EngineConfig, FlowTiming};
 use trafgen::wire::{FrameBuilder, WireConfig};
 
 fn pin_to_cpu0() -> bool {
@@ -47,7 +47,9 @@ fn main() {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench"));
     std::fs::create_dir_all(&dir).expect("bench dir");
     let model = Model::load(&model_dir, tch::Device::Cpu).expect("model");
-    let cfg = EngineConfig { seed: 1, arrival_scale: scale, ..Default::default() };
+    // TRAFGEN_BENCH_FLOW_TIMING=lstm: the LSTM's gaps as drawn (no pacing to the drawn duration)
+    let flow_timing = if std::env::var("TRAFGEN_BENCH_FLOW_TIMING").is_ok_and(|v| v == "lstm") { FlowTiming::Lstm } else { FlowTiming::Aggregate };
+    let cfg = EngineConfig { seed: 1, arrival_scale: scale, flow_timing, ..Default::default() };
     let t = Instant::now();
     drop(Engine::new(&model, cfg.clone()).expect("engine"));
     let setup_s = t.elapsed().as_secs_f64();
