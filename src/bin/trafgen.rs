@@ -261,6 +261,13 @@ enum LengthsArg {
 }
 
 impl LengthsArg {
+    fn lengths(self) -> trafgen::synth::FlowLengths {
+        match self {
+            LengthsArg::Aggregate => trafgen::synth::FlowLengths::Aggregate,
+            LengthsArg::Lstm => trafgen::synth::FlowLengths::Lstm,
+        }
+    }
+
     fn timing(self) -> trafgen::synth::FlowTiming {
         match self {
             LengthsArg::Aggregate => trafgen::synth::FlowTiming::Aggregate,
@@ -545,10 +552,7 @@ fn generate(args: &GenerateArgs) -> Result<()> {
             max_live_flows: args.max_live_flows.max(1),
             max_flow_packets: args.max_flow_packets.max(1),
             warm_up_s: args.warm_up,
-            flow_lengths: match args.flow_lengths {
-                LengthsArg::Aggregate => trafgen::synth::FlowLengths::Aggregate,
-                LengthsArg::Lstm => trafgen::synth::FlowLengths::Lstm,
-            },
+            flow_lengths: args.flow_lengths.lengths(),
             flow_timing: args.flow_timing.timing(),
             ..Default::default()
         },

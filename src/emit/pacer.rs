@@ -1018,7 +1018,6 @@ mod tests {
 
     #[test]
     fn the_spin_margin_follows_how_late_sleeps_end() {
-        let _timing = crate::emit::timing_lock();
         let mut m = SpinMargin::new(50_000, 500_000);
         assert_eq!(m.margin_ns(), 50_000, "the floor until a window was seen");
         // sleeps ending 80 µs late, two of them 10 ms late (a stall is no reason to spin)
@@ -1175,7 +1174,6 @@ mod tests {
 
     #[test]
     fn thread_setup_sets_timer_slack() {
-        let _timing = crate::emit::timing_lock();
         std::thread::spawn(|| {
             prepare_thread(None, None).unwrap();
             // SAFETY: PR_GET_TIMERSLACK returns the calling thread's slack.

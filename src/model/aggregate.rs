@@ -147,13 +147,18 @@ fn tcp_open_share(rows: &[FlowRow]) -> f64 {
     pool.iter().filter(|r| !r.mid_stream).count() as f64 / pool.len() as f64
 }
 
+/// Flows per host.
+fn host_flows(hosts: impl Iterator<Item = u32>) -> rustc_hash::FxHashMap<u32, u64> {
+    let mut counts: rustc_hash::FxHashMap<u32, u64> = Default::default();
+    for h in hosts {
+        *counts.entry(h).or_default() += 1;
+    }
+    counts
+}
+
 /// Rank–frequency distribution of flows per host (most popular first), at most MAX_RANKS.
 fn ranks(hosts: impl Iterator<Item = u32>) -> Vec<f64> {
-    let mut counts: rustc_hash::FxHashMap<u32, f64> = Default::default();
-    for h in hosts {
-        *counts.entry(h).or_default() += 1.0;
-    }
-    let mut c: Vec<f64> = counts.into_values().collect();
+    let mut c: Vec<f64> = host_flows(hosts).into_values().map(|n| n as f64).collect();
     c.sort_by(|a, b| b.total_cmp(a));
     if c.len() > MAX_RANKS {
         let rest: f64 = c[MAX_RANKS - 1..].iter().sum();
@@ -166,10 +171,7 @@ fn ranks(hosts: impl Iterator<Item = u32>) -> Vec<f64> {
 
 /// The first rank in [`ranks`]' order of a host seen in one flow only (`u32::MAX`: none).
 fn first_single(hosts: impl Iterator<Item = u32>) -> u32 {
-    let mut counts: rustc_hash::FxHashMap<u32, u64> = Default::default();
-    for h in hosts {
-        *counts.entry(h).or_default() += 1;
-    }
+    let counts = host_flows(hosts);
     let singles = counts.values().filter(|&&n| n == 1).count();
     if singles == 0 {
         return u32::MAX;
@@ -181,11 +183,7 @@ fn first_single(hosts: impl Iterator<Item = u32>) -> u32 {
 /// Each host's rank in [`ranks`]' order (ties broken by host number), the rarest sharing
 /// rank MAX_RANKS − 1 as they share its weight there.
 fn rank_of(hosts: impl Iterator<Item = u32>) -> rustc_hash::FxHashMap<u32, u32> {
-    let mut counts: rustc_hash::FxHashMap<u32, u64> = Default::default();
-    for h in hosts {
-        *counts.entry(h).or_default() += 1;
-    }
-    let mut c: Vec<(u32, u64)> = counts.into_iter().collect();
+    let mut c: Vec<(u32, u64)> = host_flows(hosts).into_iter().collect();
     c.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     c.into_iter().enumerate().map(|(i, (h, _))| (h, (i as u32).min(MAX_RANKS as u32 - 1))).collect()
 }

@@ -24,7 +24,7 @@ use crate::flow::{Direction, FlowKind};
 use crate::model::aggregate::{FlowDraw, FRESH_HOSTS};
 use crate::model::lean_lstm::{sample_logits, LeanError, LeanLstm};
 use crate::model::packet_bank::{PacketBank, DEFAULT_PER_COMPONENT};
-use crate::model::tcp_heads::{Close, Role, TcpHeads};
+use crate::model::tcp_heads::{Close, Role, TcpHeads, CLOSES};
 use crate::model::standing::StandingFlow;
 use crate::model::Model;
 use crate::rng::SplitMix64;
@@ -336,6 +336,8 @@ pub struct Engine<'m> {
     allowed: [bool; 3],
     bank: PacketBank,
     heads: TcpHeads,
+    /// What the heads' handshake and close typically take ([`data_pace_ns`]).
+    head_spans: HeadSpans,
     hidden: usize,
     /// Per slot: LSTM state h and c (H floats each).
     h: Vec<f32>,
@@ -422,6 +424,7 @@ impl<'m> Engine<'m> {
             allowed,
             bank,
             heads: model.tcp.clone(),
+            head_spans: head_spans(&model.tcp),
             hidden,
             h: Vec::new(),
             c: Vec::new(),
@@ -509,6 +512,7 @@ impl<'m> Engine<'m> {
         let fresh = self.model.aggregate.fresh_rank;
         for (side, rank) in [&mut d.client_rank, &mut d.server_rank].into_iter().enumerate() {
             if *rank >= fresh[side] {
+                // (wrapping well below PLAN_CHOOSES, which is u32::MAX)
                 *rank = FRESH_HOSTS.saturating_add(self.fresh_hosts[side] % (u32::MAX / 2));
                 self.fresh_hosts[side] = self.fresh_hosts[side].wrapping_add(1);
             }
@@ -526,7 +530,7 @@ impl<'m> Engine<'m> {
             FlowLengths::Lstm => u32::MAX,
         };
         let pace_ns = match self.cfg.flow_timing {
-            FlowTiming::Aggregate if target != u32::MAX => data_pace_ns(&d, target, &self.heads, close.0, mid_stream) / self.cfg.multiplier,
+            FlowTiming::Aggregate if target != u32::MAX => data_pace_ns(&d, target, &self.head_spans, close.0, mid_stream) / self.cfg.multiplier,
             _ => 0.0,
         };
         self.arrivals_live += 1;
@@ -860,18 +864,25 @@ impl Rules<'_> {
 
 }
 
+/// The TCP heads' typical seconds per [opens with a handshake][`Close`], worked out once per engine.
+type HeadSpans = [[f64; 4]; 2];
+
+fn head_spans(heads: &TcpHeads) -> HeadSpans {
+    [false, true].map(|opens| CLOSES.map(|close| heads.typical_span_s(opens, close)))
+}
+
 /// The mean data gap (ns) that spreads a drawn flow over its drawn duration: the gaps between
 /// packets other than the TCP heads' own (the handshake's two, one per teardown packet) share
 /// what the duration leaves after the heads' typical time (at least a quarter of it); 0 when
 /// the flow has no data gap or no duration to spread.
-fn data_pace_ns(d: &FlowDraw, target: u32, heads: &TcpHeads, close: Close, mid_stream: bool) -> f64 {
+fn data_pace_ns(d: &FlowDraw, target: u32, head_span_s: &HeadSpans, close: Close, mid_stream: bool) -> f64 {
     let tcp = d.kind == FlowKind::Connected;
     let head_gaps = if tcp { close.packets() + if mid_stream { 0 } else { 2 } } else { 0 };
     let gaps = target.saturating_sub(1 + head_gaps);
     if gaps == 0 || !(d.duration_s.is_finite() && d.duration_s > crate::model::aggregate::MIN_DURATION_S) {
         return 0.0;
     }
-    let head_s = if tcp { heads.typical_span_s(!mid_stream, close) } else { 0.0 };
+    let head_s = if tcp { head_span_s[usize::from(!mid_stream)][close as usize] } else { 0.0 };
     (d.duration_s - head_s).max(0.25 * d.duration_s) * NS / f64::from(gaps)
 }
 
