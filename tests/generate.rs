@@ -12,7 +12,7 @@ use trafgen::flow::FlowKind;
 use trafgen::model::standing::{states, StandingFlow, GAP_QUANTILES};
 use trafgen::model::Model;
 use trafgen::model::client_port::{ClientPorts, FixedPort};
-use trafgen::synth::{Engine, EngineConfig, FlowLengths, FlowTiming};
+use trafgen::synth::{Engine, EngineConfig, FlowBytes, FlowLengths, FlowTiming};
 
 fn model_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default")
@@ -258,6 +258,43 @@ fn flow_durations_follow_the_aggregate_model() {
         // duration knows only by its typical value (measured: KS 0.29 against 0.35)
         let bound = if kind == FlowKind::Unconnected { 0.15 } else { 1.0 };
         assert!(d < bound && d < d_lstm, "{kind:?}: KS {d:.3} with drawn durations, {d_lstm:.3} with the LSTM's gaps");
+    }
+}
+
+/// Bytes (IP total lengths) of each flow of `flows` flows.
+fn flow_bytes(m: &Model, cfg: EngineConfig, flows: u64) -> Vec<f64> {
+    let mut e = Engine::new(m, cfg).unwrap();
+    e.limit_flows(flows);
+    let mut per: std::collections::HashMap<u64, f64> = Default::default();
+    for p in e.by_ref() {
+        *per.entry(p.flow_id).or_default() += f64::from(p.size);
+    }
+    per.into_values().collect()
+}
+
+/// Earth mover's distance between two samples of equal size (mean gap of their sorted values).
+fn emd(a: &mut [f64], b: &mut [f64]) -> f64 {
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len().min(b.len()) as f64
+}
+
+#[test]
+fn flow_bytes_follow_the_aggregate_model() {
+    let m = load();
+    for kind in [FlowKind::Unconnected, FlowKind::Connected] {
+        let cfg = EngineConfig { seed: 9, arrival_scale: 1000.0, flow_kinds: vec![kind], ..Default::default() };
+        // in log10 bytes: a flow of 600 bytes at 1,200 is as far off as one of 6,000 at 12,000
+        let lg = |v: Vec<f64>| -> Vec<f64> { v.into_iter().map(|b| b.max(1.0).log10()).collect() };
+        let mut got = lg(flow_bytes(&m, cfg.clone(), 3000));
+        let mut rng = trafgen::rng::SplitMix64::new(79);
+        let mut want = lg(std::iter::repeat_with(|| m.aggregate.sample_flow(&mut rng)).filter(|d| d.kind == kind).take(3000).map(|d| d.bytes).collect());
+        let d = emd(&mut got, &mut want);
+        // the LSTM's tokens as drawn: every flow with its kind's typical sizes
+        let mut alone = lg(flow_bytes(&m, EngineConfig { flow_bytes: FlowBytes::Lstm, ..cfg }, 3000));
+        let d_lstm = emd(&mut alone, &mut want);
+        eprintln!("{kind:?}: EMD of log10 flow bytes against the aggregate's draws {d:.3}, with the LSTM's sizes {d_lstm:.3}");
+        assert!(d < 0.1 && d < 0.7 * d_lstm, "{kind:?}: EMD {d:.3} steered towards the drawn bytes, {d_lstm:.3} with the LSTM's sizes");
     }
 }
 

@@ -160,6 +160,9 @@ struct EvalArgs {
     /// With --split: what paces the synthetic arm's flows (as `generate --flow-timing`).
     #[arg(long, requires = "split", value_enum, default_value_t = LengthsArg::Aggregate)]
     flow_timing: LengthsArg,
+    /// With --split: what sizes the synthetic arm's packets (as `generate --flow-bytes`).
+    #[arg(long, requires = "split", value_enum, default_value_t = LengthsArg::Aggregate)]
+    flow_bytes: LengthsArg,
     #[command(flatten)]
     flow: FlowArgs,
 }
@@ -242,6 +245,12 @@ struct GenerateArgs {
     /// `--flow-lengths aggregate`) or `lstm` (the LSTM's gaps as drawn).
     #[arg(long, value_enum, default_value_t = LengthsArg::Aggregate)]
     flow_timing: LengthsArg,
+    /// What sizes each flow's data packets: `aggregate` (the LSTM's token choices tilted
+    /// towards the bytes the aggregate model drew with the flow's size, so long flows carry
+    /// full segments and lone packets bare ones as in training; needs `--flow-lengths
+    /// aggregate`) or `lstm` (the LSTM's tokens as drawn).
+    #[arg(long, value_enum, default_value_t = LengthsArg::Aggregate)]
+    flow_bytes: LengthsArg,
     /// Start warm: generate this many seconds of traffic before the output starts and leave
     /// them out, so the output begins at the model's steady rate with flows already in
     /// progress (TCP flows then start mid-stream, without their handshake, like a capture
@@ -253,7 +262,7 @@ struct GenerateArgs {
     json: bool,
 }
 
-/// Which model decides a flow's length or its timing.
+/// Which model decides a flow's length, its timing or its bytes.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LengthsArg {
     Aggregate,
@@ -272,6 +281,13 @@ impl LengthsArg {
         match self {
             LengthsArg::Aggregate => trafgen::synth::FlowTiming::Aggregate,
             LengthsArg::Lstm => trafgen::synth::FlowTiming::Lstm,
+        }
+    }
+
+    fn bytes(self) -> trafgen::synth::FlowBytes {
+        match self {
+            LengthsArg::Aggregate => trafgen::synth::FlowBytes::Aggregate,
+            LengthsArg::Lstm => trafgen::synth::FlowBytes::Lstm,
         }
     }
 }
@@ -554,6 +570,7 @@ fn generate(args: &GenerateArgs) -> Result<()> {
             warm_up_s: args.warm_up,
             flow_lengths: args.flow_lengths.lengths(),
             flow_timing: args.flow_timing.timing(),
+            flow_bytes: args.flow_bytes.bytes(),
             ..Default::default()
         },
         packets: if no_limit { Some(100_000) } else { args.packets },
@@ -974,7 +991,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
             // the synthetic arm: a model trained on the first part generates the held-out span
             let out = dir.join("synthetic.pcap");
             let (seed, epochs, warm_up) = (args.seed, args.epochs, args.warm_up);
-            let flow_timing = args.flow_timing.timing();
+            let (flow_timing, flow_bytes) = (args.flow_timing.timing(), args.flow_bytes.bytes());
             let synthetic: Option<SyntheticArm> = (!args.no_synthetic).then(|| {
                 Box::new(move |train: &std::path::Path, span: trafgen::eval::HeldOutSpan| {
                     let topts = trafgen::model::train::TrainOptions { epochs, seed, device: trafgen::torch::DeviceChoice::Cpu, ..Default::default() };
@@ -982,7 +999,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
                     // (long flows in progress at its start, at its steady rate); so is the
                     // synthetic arm, after as long again of generated traffic
                     let warm_up_s = warm_up.unwrap_or_else(|| span.duration_s());
-                    let engine = trafgen::synth::EngineConfig { seed, warm_up_s, flow_timing, ..Default::default() };
+                    let engine = trafgen::synth::EngineConfig { seed, warm_up_s, flow_timing, flow_bytes, ..Default::default() };
                     trafgen::generate::train_and_generate(train, &topts, &engine, span.start_ns, span.duration_ns, &out)?;
                     Ok(out)
                 }) as SyntheticArm

@@ -6,7 +6,10 @@
 //! generation then picks one of the component's decoded packets uniformly. With the default
 //! 4,096 draws per component the bank holds the component's distribution to within sampling
 //! noise (a KS distance of ~0.02), at the cost of one decoder pass at start instead of one per
-//! packet. This module does not choose components (the flow LSTM does).
+//! packet. Each component's draws are kept in order of payload and split into [`BINS`]
+//! bins of equal mass, so a caller steering sizes ([`crate::synth::steer`]) can draw from a
+//! part of the component; a plain draw is uniform over all of it. This module does not
+//! choose components (the flow LSTM does).
 
 use super::{Model, PacketSample};
 use crate::flow::Direction;
@@ -22,7 +25,12 @@ pub struct PacketBank {
     /// bank is read at random once per generated packet, so the smaller it is the more of it
     /// stays in cache (4,096 × 15 components: 720 KB).
     packets: Vec<Entry>,
+    /// Per component, per bin: the mean payload (size less headers) of its packets, bytes.
+    bin_payload: Vec<f32>,
 }
+
+/// Bins of equal mass per component, in order of payload.
+pub const BINS: usize = 8;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -34,6 +42,20 @@ struct Entry {
 }
 
 impl Entry {
+    fn payload(&self) -> u16 {
+        self.size.saturating_sub(u16::from(self.header_len))
+    }
+
+    fn sample(self) -> PacketSample {
+        PacketSample {
+            size: u32::from(self.size),
+            header_len: u32::from(self.header_len),
+            direction: if self.backward { Direction::Backward } else { Direction::Forward },
+            tcp_flags: u16::from(self.tcp_flags),
+            time_diff_s: f64::from(self.time_diff_s),
+        }
+    }
+
     fn of(p: &PacketSample) -> Entry {
         Entry {
             time_diff_s: p.time_diff_s as f32,
@@ -56,7 +78,30 @@ impl PacketBank {
         for chunk in components.chunks(1 << 16) {
             packets.extend(model.sample_packets(chunk, rng).iter().map(Entry::of));
         }
-        PacketBank { per_component, packets }
+        let mut bin_payload = Vec::with_capacity(k * BINS);
+        for c in packets.chunks_mut(per_component) {
+            // stable: entries of equal payload keep their drawn order
+            c.sort_by_key(Entry::payload);
+            for b in 0..BINS {
+                let part = &c[bin_range(per_component, b)];
+                bin_payload.push((part.iter().map(|e| f64::from(e.payload())).sum::<f64>() / part.len() as f64) as f32);
+            }
+        }
+        PacketBank { per_component, packets, bin_payload }
+    }
+
+    /// Per component and bin (`k * BINS + b`): the mean payload of its packets, bytes (what
+    /// [`crate::synth::steer`] tilts choices by).
+    pub fn bin_payloads(&self) -> &[f32] {
+        &self.bin_payload
+    }
+
+    /// A packet of bin `b` of component `k` (uniform within the bin). Panics if out of range.
+    #[inline]
+    pub fn draw_in_bin(&self, k: usize, b: usize, rng: &mut SplitMix64) -> PacketSample {
+        let r = bin_range(self.per_component, b);
+        let i = r.start + rng.below(r.len() as u64) as usize;
+        self.packets[k * self.per_component + i].sample()
     }
 
     pub fn components(&self) -> usize {
@@ -67,13 +112,14 @@ impl PacketBank {
     #[inline]
     pub fn draw(&self, k: usize, rng: &mut SplitMix64) -> PacketSample {
         let i = rng.below(self.per_component as u64) as usize;
-        let e = self.packets[k * self.per_component + i];
-        PacketSample {
-            size: u32::from(e.size),
-            header_len: u32::from(e.header_len),
-            direction: if e.backward { Direction::Backward } else { Direction::Forward },
-            tcp_flags: u16::from(e.tcp_flags),
-            time_diff_s: f64::from(e.time_diff_s),
-        }
+        self.packets[k * self.per_component + i].sample()
     }
+}
+
+/// Entries of bin `b` among `n` (every bin at least one entry when `n` ≥ 1; with fewer
+/// entries than bins, neighbouring bins share one).
+fn bin_range(n: usize, b: usize) -> std::ops::Range<usize> {
+    let start = (b * n / BINS).min(n.saturating_sub(1));
+    let end = ((b + 1) * n / BINS).max(start + 1).min(n.max(1));
+    start..end
 }

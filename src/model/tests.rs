@@ -246,3 +246,30 @@ fn fuzz_found_manifests_are_errors_naming_the_field() {
         assert!(e.contains(&dir.join(file).display().to_string()) && e.contains(message), "{field}: {e}");
     }
 }
+
+#[test]
+fn the_packet_banks_bins_split_each_component_by_payload() {
+    use crate::model::packet_bank::{PacketBank, BINS};
+    let model = &trained().1;
+    let bank = PacketBank::build(model, 256, &mut SplitMix64::new(4));
+    let bins = bank.bin_payloads();
+    assert_eq!(bins.len(), bank.components() * BINS);
+    let mut rng = SplitMix64::new(5);
+    for k in 0..bank.components() {
+        let means = &bins[k * BINS..(k + 1) * BINS];
+        assert!(means.windows(2).all(|w| w[0] <= w[1]), "component {k}: bins in order of payload {means:?}");
+        // a bin's draws lie between its neighbours' means, and average to its own
+        for b in 0..BINS {
+            let draws: Vec<f32> = (0..200).map(|_| bank.draw_in_bin(k, b, &mut rng)).map(|p| p.size.saturating_sub(p.header_len) as f32).collect();
+            let lo = if b == 0 { f32::NEG_INFINITY } else { means[b - 1] };
+            let hi = if b + 1 == BINS { f32::INFINITY } else { means[b + 1] };
+            assert!(draws.iter().all(|&x| x >= lo && x <= hi), "component {k} bin {b}: {draws:?} outside {lo}..{hi}");
+            let mean = draws.iter().sum::<f32>() / draws.len() as f32;
+            assert!((mean - means[b]).abs() <= 0.1 * means[b].abs() + 2.0, "component {k} bin {b}: mean {mean} against {}", means[b]);
+        }
+    }
+    // a plain draw is uniform over the component: its mean is the bins' mean
+    let all: f32 = (0..4000).map(|_| bank.draw(0, &mut rng)).map(|p| p.size.saturating_sub(p.header_len) as f32).sum::<f32>() / 4000.0;
+    let of_bins = bins[..BINS].iter().sum::<f32>() / BINS as f32;
+    assert!((all - of_bins).abs() <= 0.1 * of_bins.abs() + 2.0, "{all} against {of_bins}");
+}

@@ -22,9 +22,11 @@ use super::{Proto, SynthPacket};
 use crate::capture::TcpFlags;
 use crate::flow::{Direction, FlowKind};
 use crate::model::aggregate::{FlowDraw, FRESH_HOSTS};
+use super::steer::{sample_towards, Choices};
+use crate::model::packet_bank::BINS;
 use crate::model::lean_lstm::{sample_logits, LeanError, LeanLstm};
 use crate::model::packet_bank::{PacketBank, DEFAULT_PER_COMPONENT};
-use crate::model::tcp_heads::{Close, Role, TcpHeads, CLOSES};
+use crate::model::tcp_heads::{Close, Role, TcpHeads, CLOSES, QUANTILES};
 use crate::model::standing::StandingFlow;
 use crate::model::Model;
 use crate::rng::SplitMix64;
@@ -69,6 +71,8 @@ pub struct EngineConfig {
     pub flow_lengths: FlowLengths,
     /// What sets the pace of a flow's packets.
     pub flow_timing: FlowTiming,
+    /// What sets the sizes of a flow's packets.
+    pub flow_bytes: FlowBytes,
     /// Seconds of traffic generated before the stream's start and left out: the stream then
     /// begins like a capture cut from ongoing traffic, at its steady rate, with the flows in
     /// progress at its start seen mid-way (TCP flows without their handshake). 0 = a cold
@@ -107,6 +111,21 @@ pub enum FlowTiming {
     Lstm,
 }
 
+/// What sets the sizes of a flow's data packets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowBytes {
+    /// The aggregate model's draw of the flow's bytes (drawn with its size and duration):
+    /// each LSTM token choice is tilted towards the components whose payload brings the
+    /// flow to its drawn bytes ([`super::steer`]), so a flow's packet sizes go with its
+    /// length as in training (a bulk transfer's full segments, a lone ACK's bare header).
+    /// Needs [`FlowLengths::Aggregate`].
+    #[default]
+    Aggregate,
+    /// The LSTM's tokens as drawn: every flow's sizes are its kind's typical ones.
+    Lstm,
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
@@ -119,6 +138,7 @@ impl Default for EngineConfig {
             bank_per_component: DEFAULT_PER_COMPONENT,
             flow_lengths: FlowLengths::default(),
             flow_timing: FlowTiming::default(),
+            flow_bytes: FlowBytes::default(),
             warm_up_s: 0.0,
         }
     }
@@ -209,6 +229,13 @@ struct LiveFlow {
     /// Running mean of the data gaps drawn so far, ns, and how many ([`LiveFlow::paced`]).
     drawn_gap_ns: f64,
     drawn_gaps: u32,
+    /// Bytes (IP total lengths) the aggregate model drew for the flow ([`FlowBytes::Aggregate`]):
+    /// what its token choices steer towards; NaN = no steering, the LSTM's sizes as drawn.
+    bytes_goal: f64,
+    /// Bytes of the packets generated so far.
+    bytes: u64,
+    /// The last token choice was steered, to this payload bin of its component.
+    size_bin: Option<u8>,
     /// A standing flow's index in the aggregate model, when its own chain writes it instead
     /// of the kind's LSTM ([`StandingFlow::next_state`]; `token` is then its state);
     /// `NO_CHAIN` otherwise.
@@ -310,6 +337,22 @@ impl LiveFlow {
         dt_ns * self.pace_ns / self.drawn_gap_ns.max(1.0)
     }
 
+    /// The payload the next data packet should carry, and what the flow's data packets to
+    /// come have left to carry in all: the drawn bytes less those sent, less the headers of
+    /// every packet to come and what the teardown's FINs typically carry (`fin_carry`), over
+    /// the data packets to come. `None` when not steered.
+    fn payload_aim(&self, fin_carry: f64) -> Option<(f32, f32)> {
+        if !self.bytes_goal.is_finite() {
+            return None;
+        }
+        let tail = self.close.0.packets() * u32::from(self.proto == Proto::Tcp);
+        let fins = if matches!(self.close.0, Close::FourWay | Close::ThreeWay) && self.proto == Proto::Tcp { fin_carry } else { 0.0 };
+        let left = self.target.saturating_sub(self.packets.saturating_add(tail)).max(1);
+        let headers = f64::from(self.ip_hdr + self.l4_hdr);
+        let budget = self.bytes_goal - self.bytes as f64 - f64::from(left + tail) * headers - fins;
+        Some(((budget / f64::from(left)) as f32, budget as f32))
+    }
+
     fn record(&self, p: &Pending) -> SynthPacket {
         SynthPacket {
             flow_id: self.id,
@@ -338,6 +381,8 @@ pub struct Engine<'m> {
     heads: TcpHeads,
     /// What the heads' handshake and close typically take ([`data_pace_ns`]).
     head_spans: HeadSpans,
+    /// What a closing FIN exchange typically carries ([`fin_carry`]).
+    fin_carry: f64,
     hidden: usize,
     /// Per slot: LSTM state h and c (H floats each).
     h: Vec<f32>,
@@ -380,6 +425,7 @@ struct Batch {
     tokens: [Vec<usize>; 3],
     logits: Vec<f32>,
     weights: Vec<f32>,
+    choices: Choices,
 }
 
 impl<'m> Engine<'m> {
@@ -425,6 +471,7 @@ impl<'m> Engine<'m> {
             bank,
             heads: model.tcp.clone(),
             head_spans: head_spans(&model.tcp),
+            fin_carry: fin_carry(&model.tcp),
             hidden,
             h: Vec::new(),
             c: Vec::new(),
@@ -610,6 +657,12 @@ impl<'m> Engine<'m> {
             pace_ns,
             drawn_gap_ns: 0.0,
             drawn_gaps: 0,
+            bytes_goal: match self.cfg.flow_bytes {
+                FlowBytes::Aggregate if target != u32::MAX && d.bytes > 0.0 => d.bytes,
+                _ => f64::NAN,
+            },
+            bytes: 0,
+            size_bin: None,
             chain: NO_CHAIN,
         };
         let slot = match self.free.pop() {
@@ -647,7 +700,7 @@ impl<'m> Engine<'m> {
         let b = &mut self.batch;
         // flows are worked on in place (a flow is a few hundred bytes: moving it out and back
         // cost more than its LSTM step at small hidden sizes)
-        let mut rules = Rules { cfg: &self.cfg, standing: &self.model.aggregate.standing, lstm: &self.lstm, bank: &self.bank, heads: &self.heads, stats: &mut self.stats };
+        let mut rules = Rules { cfg: &self.cfg, standing: &self.model.aggregate.standing, lstm: &self.lstm, bank: &self.bank, heads: &self.heads, fin_carry: self.fin_carry, stats: &mut self.stats };
         loop {
             for k in 0..3 {
                 b.slots[k].clear();
@@ -676,7 +729,18 @@ impl<'m> Engine<'m> {
                     let Some(f) = self.flows[s].as_mut() else { continue };
                     // END is the last output: left out while the flow is short of its length
                     let logits = &b.logits[i * out..(i + 1) * out - usize::from(f.wants_more())];
-                    let token = sample_logits(logits, &mut b.weights, &mut f.rng);
+                    let bins = rules.bank.bin_payloads();
+                    let token = match f.payload_aim(rules.fin_carry) {
+                        Some((aim, budget)) if logits.len() * BINS == bins.len() => {
+                            let (token, bin) = sample_towards(logits, bins, aim, budget, &mut b.choices, &mut f.rng);
+                            f.size_bin = Some(bin as u8);
+                            token
+                        }
+                        _ => {
+                            f.size_bin = None;
+                            sample_logits(logits, &mut b.weights, &mut f.rng)
+                        }
+                    };
                     rules.consume(f, token);
                     active.push(s as u32);
                 }
@@ -704,6 +768,8 @@ struct Rules<'e> {
     lstm: &'e [Option<LeanLstm>; 3],
     bank: &'e PacketBank,
     heads: &'e TcpHeads,
+    /// What a closing FIN exchange typically carries ([`fin_carry`]).
+    fin_carry: f64,
     stats: &'e mut EngineStats,
 }
 
@@ -776,7 +842,10 @@ impl Rules<'_> {
             }
             None => token,
         };
-        let mut p = self.bank.draw(component, &mut f.rng);
+        let mut p = match f.size_bin.take() {
+            Some(bin) if chain.is_none() => self.bank.draw_in_bin(component, usize::from(bin), &mut f.rng),
+            _ => self.bank.draw(component, &mut f.rng),
+        };
         if let Some(s) = chain {
             // a standing flow's own gaps in this state
             let u = f.rng.next_f64();
@@ -846,8 +915,10 @@ impl Rules<'_> {
             for &(role, dir, flags) in &steps[skip.min(steps.len())..] {
                 let (dt, _) = self.heads.sample(role, &mut f.rng);
                 let (size, flags) = if flags & TcpFlags::FIN != 0 {
-                    // a FIN may carry the sender's last data, pushed, as in training
-                    let payload = self.heads.sample_payload(role, &mut f.rng);
+                    // a FIN may carry the sender's last data, pushed, as in training; a steered
+                    // flow's FIN carries what its drawn bytes have left ([`fin_payload`])
+                    let drawn = self.heads.sample_payload(role, &mut f.rng);
+                    let payload = if f.bytes_goal.is_finite() { fin_payload(f, drawn, steps.len(), self.heads.payload[role as usize][QUANTILES - 1]) } else { drawn };
                     (f.ip_hdr + f.l4_hdr + payload, if payload > 0 { flags | TcpFlags::PSH } else { flags })
                 } else {
                     // ACKs and RSTs carry no payload
@@ -886,12 +957,31 @@ fn data_pace_ns(d: &FlowDraw, target: u32, head_span_s: &HeadSpans, close: Close
     (d.duration_s - head_s).max(0.25 * d.duration_s) * NS / f64::from(gaps)
 }
 
+/// Mean payload the two FINs of a closing exchange carry (a server's last data often rides on
+/// its FIN): what a steered flow's data packets leave for them.
+fn fin_carry(heads: &TcpHeads) -> f64 {
+    let mean = |r: Role| heads.payload[r as usize].iter().sum::<f64>() / QUANTILES as f64;
+    mean(Role::FinFirst) + mean(Role::FinSecond)
+}
+
+/// A steered flow's FIN payload: none when the heads drew none (so FINs carry data as often
+/// as in training), else what the flow's drawn bytes have left after the headers of the
+/// `steps` teardown packets (at most the most the role carried in training).
+fn fin_payload(f: &LiveFlow, drawn: u32, steps: usize, most: f64) -> u32 {
+    if drawn == 0 {
+        return 0;
+    }
+    let headers = f64::from(f.ip_hdr + f.l4_hdr) * steps as f64;
+    (f.bytes_goal - f.bytes as f64 - headers).clamp(0.0, most.max(0.0)) as u32
+}
+
 /// Appends a packet `dt_ns` after the flow's previous one.
 fn push(f: &mut LiveFlow, dt_ns: f64, direction: Direction, size: u32, tcp_flags: u16) {
     if f.packets > 0 {
         f.t_ns += dt_ns.max(0.0).round() as i64;
     }
     f.packets = f.packets.saturating_add(1);
+    f.bytes = f.bytes.saturating_add(u64::from(size));
     f.queue.push_back(Pending { ts_ns: f.t_ns, size, tcp_flags, backward: direction == Direction::Backward, last: false });
 }
 

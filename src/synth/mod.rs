@@ -8,8 +8,9 @@
 
 pub mod engine;
 pub mod script;
+pub mod steer;
 
-pub use engine::{Engine, EngineConfig, EngineError, EngineStats, FlowLengths, FlowTiming};
+pub use engine::{Engine, EngineConfig, EngineError, EngineStats, FlowBytes, FlowLengths, FlowTiming};
 
 use crate::flow::{Direction, FlowKind};
 

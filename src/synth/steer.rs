@@ -1,0 +1,311 @@
+//! Steering a flow's token choices towards the bytes the aggregate model drew for it.
+//!
+//! The flow LSTM writes a flow's packets without knowing how big the flow is to be, so its
+//! packet sizes come out the same in a 1-packet flow as in a bulk transfer; in real traffic
+//! they are not (a backbone capture's lone packets are ACKs, its long flows full-size
+//! segments). The aggregate model draws each flow's (packets, bytes, duration) jointly, so
+//! the engine knows the payload the flow's next packet should carry (its *aim*: what the
+//! flow still lacks over its packets to come). This module tilts the LSTM's next-token
+//! distribution exponentially, `p'_k ∝ p_k e^{θ x_k}` with `x_k` the mean payload of
+//! component `k`, so that the expected payload is the aim. Among all distributions with that
+//! mean, the tilted one is the closest to the LSTM's (least Kullback–Leibler divergence), so
+//! the sequence keeps its shape and only its sizes move. The tilt is bounded per byte, so
+//! components a few bytes apart (a DHCP request and its reply) are barely told apart: the
+//! LSTM keeps its order and a miss is made up on the next packet. This module does not
+//! choose aims (the engine does) or decode packets.
+
+use crate::model::lean_lstm::exp_approx;
+use crate::model::packet_bank::BINS;
+use crate::rng::SplitMix64;
+
+/// Most log-odds the tilt may give one choice over another a full segment bigger or smaller
+/// (e^12 ≈ 160,000): enough to pick a rare component when the goal needs it.
+const MAX_TILT: f32 = 12.0;
+/// The payload difference over which the full tilt acts, bytes (a TCP segment's payload at
+/// a 1,500-byte MTU). Choices a few bytes apart (one kind of packet split by the clustering)
+/// are barely told apart, so noise in a flow's drawn bytes does not swap them.
+const TILT_SPAN: f32 = 1460.0;
+/// A choice bigger than this many times what the flow has left to carry (plus [`SLACK`]
+/// bytes) is left out, unless it is the smallest the LSTM allows: one packet the size of a
+/// coalesced 64 KB segment would overshoot a small flow's bytes for good, as later packets
+/// cannot carry less than nothing.
+const OVER_BUDGET: f32 = 1.0;
+const SLACK: f32 = 50.0;
+/// Steps on θ at most; each costs one exponential per choice (most goals take 3–5).
+const NEWTON_STEPS: usize = 8;
+/// Goal met to within this many bytes: stop early.
+const CLOSE_ENOUGH: f32 = 0.5;
+/// Components the LSTM gives less than this (relative to its likeliest) are left out: even
+/// the full tilt would leave them below 1 in 6.
+const NEGLIGIBLE: f32 = 1e-4;
+
+/// Width of the preference for choices near the aim: e-folds of `ln(payload + KERNEL_C)`
+/// (0.5: a choice 1.65 times the aim (plus KERNEL_C) weighs e^-0.5 of one at the aim).
+const KERNEL_WIDTH: f32 = 0.5;
+/// Bytes added to payloads before taking their logarithm, so that an empty ACK and a
+/// 20-byte segment are near, as on the wire (their headers make them so).
+const KERNEL_C: f32 = 40.0;
+
+/// Scratch of the choices a draw is made among, kept between draws, and the bins' log
+/// payloads (worked out on the first draw).
+#[derive(Default)]
+pub struct Choices {
+    weight: Vec<f32>,
+    payload: Vec<f32>,
+    /// `component * BINS + bin`.
+    id: Vec<u32>,
+    /// Exponents, then their exponentials (apart from any sum, so the loop vectorises).
+    factor: Vec<f32>,
+    log_bins: Vec<f32>,
+}
+
+/// Samples a component from `logits` (one per component, END left out) and a payload bin of
+/// it ([`crate::model::packet_bank::PacketBank::bin_payloads`], `bins`), tilted so that the
+/// expected payload is `goal` bytes, as near as the tilt bound allows, and choices near the
+/// goal are preferred ([`KERNEL_WIDTH`]: a flow of 300-byte packets gets packets near 300
+/// bytes, not an even mix of 75 and 600); `budget` is the
+/// payload the flow has left to carry in all ([`OVER_BUDGET`]). Untilted (`goal` the LSTM's
+/// own mean, a budget it cannot exceed), this is the LSTM's choice of component and a
+/// uniform bin, so a uniform packet of it.
+pub fn sample_towards(logits: &[f32], bins: &[f32], goal: f32, budget: f32, c: &mut Choices, rng: &mut SplitMix64) -> (usize, usize) {
+    debug_assert_eq!(logits.len() * BINS, bins.len());
+    if c.log_bins.len() != bins.len() {
+        c.log_bins = bins.iter().map(|&x| (x.max(0.0) + KERNEL_C).ln()).collect();
+    }
+    let log_goal = (goal.max(0.0) + KERNEL_C).ln();
+    let spread = 0.5 / (KERNEL_WIDTH * KERNEL_WIDTH);
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    c.weight.clear();
+    c.payload.clear();
+    c.id.clear();
+    for (k, &l) in logits.iter().enumerate() {
+        let w = exp_approx(l - max);
+        if w < NEGLIGIBLE {
+            continue;
+        }
+        for b in 0..BINS {
+            let i = k * BINS + b;
+            let d = c.log_bins[i] - log_goal;
+            // the squared distance for now; the preference once the nearest is known
+            c.weight.push(w);
+            c.payload.push(d * d);
+            c.id.push(i as u32);
+        }
+    }
+    // relative to the nearest choice, so that some weight stays however far the goal is
+    let nearest = c.payload.iter().copied().fold(f32::INFINITY, f32::min);
+    c.factor.clear();
+    c.factor.extend(c.payload.iter().map(|&d2| -spread * (d2 - nearest)));
+    exp_all(&mut c.factor);
+    for (((w, x), &i), &f) in c.weight.iter_mut().zip(c.payload.iter_mut()).zip(&c.id).zip(&c.factor) {
+        *w *= f;
+        *x = bins[i as usize];
+    }
+    // the choices over budget left out (the smallest choice always stays)
+    let smallest = c.payload.iter().copied().fold(f32::INFINITY, f32::min);
+    let cap = (budget.max(0.0) * OVER_BUDGET + SLACK).max(smallest);
+    if c.payload.iter().any(|&x| x > cap) {
+        let mut kept = 0;
+        for i in 0..c.id.len() {
+            if c.payload[i] <= cap {
+                c.weight[kept] = c.weight[i];
+                c.payload[kept] = c.payload[i];
+                c.id[kept] = c.id[i];
+                kept += 1;
+            }
+        }
+        c.weight.truncate(kept);
+        c.payload.truncate(kept);
+        c.id.truncate(kept);
+    }
+    let theta = tilt(&c.weight, &c.payload, goal, &mut c.factor);
+    if theta != 0.0 {
+        // relative to the payload the tilt favours most, so every factor is ≤ 1
+        let base = if theta > 0.0 { c.payload.iter().copied().fold(f32::NEG_INFINITY, f32::max) } else { c.payload.iter().copied().fold(f32::INFINITY, f32::min) };
+        c.factor.clear();
+        c.factor.extend(c.payload.iter().map(|&x| theta * (x - base)));
+        exp_all(&mut c.factor);
+        for (w, &f) in c.weight.iter_mut().zip(&c.factor) {
+            *w *= f;
+        }
+    }
+    let id = c.id[draw(&c.weight, rng)] as usize;
+    (id / BINS, id % BINS)
+}
+
+/// θ of the tilt of `weights` (unnormalised probabilities) whose mean of `x` is `goal`:
+/// Newton's method from 0, kept inside a bracket that shrinks with every step (bisecting when
+/// a step would leave it: the tilted mean is monotone in θ but S-shaped, where plain Newton
+/// overshoots), bounded to ±MAX_TILT over TILT_SPAN bytes; a goal out of reach stops at the
+/// bound. `factor` is scratch.
+fn tilt(weights: &[f32], x: &[f32], goal: f32, factor: &mut Vec<f32>) -> f32 {
+    let (lo, hi) = x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    let spread = hi - lo;
+    if !(spread > 0.0 && goal.is_finite()) {
+        return 0.0;
+    }
+    let bound = MAX_TILT / TILT_SPAN;
+    let (mut below, mut above) = (-bound, bound);
+    let mut theta = 0.0f32;
+    for _ in 0..NEWTON_STEPS {
+        // moments of the tilted distribution (factors relative to the payload θ favours, so
+        // none exceeds 1 and the favoured one is 1)
+        let base = if theta > 0.0 { hi } else { lo };
+        factor.clear();
+        factor.extend(x.iter().map(|&v| theta * (v - base)));
+        exp_all(factor);
+        let (mut s0, mut s1, mut s2) = (0.0f32, 0.0f32, 0.0f32);
+        for ((&w, &v), &f) in weights.iter().zip(x).zip(factor.iter()) {
+            let d = v - lo;
+            let t = w * f;
+            s0 += t;
+            s1 += t * d;
+            s2 += t * d * d;
+        }
+        if s0.is_nan() || s0 <= 0.0 {
+            return 0.0;
+        }
+        let mean = s1 / s0;
+        let var = (s2 / s0 - mean * mean).max(0.0);
+        let miss = goal - lo - mean;
+        if miss.abs() < CLOSE_ENOUGH.max(0.02 * goal.abs()) || (theta.abs() >= bound && (miss > 0.0) == (theta > 0.0)) {
+            // met, or out of reach at the bound
+            break;
+        }
+        if miss > 0.0 {
+            below = theta;
+        } else {
+            above = theta;
+        }
+        let newton = if var > 0.0 { theta + miss / var } else { f32::NAN };
+        let next = if newton > below && newton < above {
+            newton
+        } else if newton >= above && above == bound && theta != bound {
+            // a step past the bound, not yet tried: the bound itself (the goal may be out of reach)
+            bound
+        } else if newton <= below && below == -bound && theta != -bound {
+            -bound
+        } else {
+            0.5 * (below + above)
+        };
+        if next == theta {
+            break;
+        }
+        theta = next;
+    }
+    theta
+}
+
+/// e^x of every element, in place (plain arithmetic per element: the loop vectorises).
+fn exp_all(v: &mut [f32]) {
+    for x in v.iter_mut() {
+        *x = exp_approx(*x);
+    }
+}
+
+/// Index drawn in proportion to `weights`.
+fn draw(weights: &[f32], rng: &mut SplitMix64) -> usize {
+    let total: f32 = weights.iter().fold(0.0, |t, &w| t + w);
+    let mut u = rng.next_f64() as f32 * total;
+    for (i, w) in weights.iter().enumerate() {
+        u -= w;
+        if u <= 0.0 {
+            return i;
+        }
+    }
+    weights.len() - 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bins of a component whose packets all carry `x` bytes.
+    fn flat(xs: &[f32]) -> Vec<f32> {
+        xs.iter().flat_map(|&x| [x; BINS]).collect()
+    }
+
+    /// Mean payload of `n` draws aimed at `goal` bytes.
+    fn mean_of_draws(logits: &[f32], bins: &[f32], goal: f32, n: usize) -> f64 {
+        let mut rng = SplitMix64::new(7);
+        let mut c = Choices::default();
+        (0..n)
+            .map(|_| {
+                let (k, b) = sample_towards(logits, bins, goal, f32::INFINITY, &mut c, &mut rng);
+                f64::from(bins[k * BINS + b])
+            })
+            .sum::<f64>()
+            / n as f64
+    }
+
+    fn own_mean(logits: &[f32], bins: &[f32]) -> f32 {
+        let w: Vec<f32> = logits.iter().map(|&l| l.exp()).collect();
+        let m: Vec<f32> = bins.chunks(BINS).map(|b| b.iter().sum::<f32>() / BINS as f32).collect();
+        w.iter().zip(&m).map(|(a, b)| a * b).sum::<f32>() / w.iter().sum::<f32>()
+    }
+
+    #[test]
+    fn the_tilted_mean_is_the_goal() {
+        // an LSTM that mostly says "ACK" (0 bytes), sometimes a full segment or a small one
+        let logits = [2.0f32, 0.0, -1.0];
+        let bins = flat(&[0.0, 1448.0, 300.0]);
+        for goal in [100.0f32, 500.0, 1000.0, 1300.0] {
+            let m = mean_of_draws(&logits, &bins, goal, 40_000);
+            assert!((m - f64::from(goal)).abs() < 0.03 * f64::from(goal) + 10.0, "goal {goal}: mean {m}");
+        }
+    }
+
+    #[test]
+    fn a_wide_component_is_steered_within_itself() {
+        // one component whose packets run from 50 to 2,850 bytes (DHCP and bulk UDP lumped
+        // together by the clustering): the bins carry the steering
+        let bins: Vec<f32> = (0..BINS).map(|b| 50.0 + 400.0 * b as f32).collect();
+        let own = own_mean(&[0.0], &bins);
+        assert!((mean_of_draws(&[0.0], &bins, own, 20_000) - f64::from(own)).abs() < 20.0);
+        let small = mean_of_draws(&[0.0], &bins, 300.0, 20_000);
+        assert!((small - 300.0).abs() < 30.0, "{small}");
+        let big = mean_of_draws(&[0.0], &bins, 2500.0, 20_000);
+        assert!((big - 2500.0).abs() < 60.0, "{big}");
+    }
+
+    #[test]
+    fn choices_near_the_goal_are_preferred() {
+        // a component of 75 to 643 bytes (and one bin of 3,000): aimed at 273, most draws
+        // fall near it rather than evenly over the bins
+        let bins = [75.0f32, 127.0, 168.0, 198.0, 234.0, 280.0, 643.0, 3000.0];
+        let mut rng = SplitMix64::new(3);
+        let mut c = Choices::default();
+        let n = 20_000;
+        let near = (0..n).filter(|_| (198..=280).contains(&(bins[sample_towards(&[0.0], &bins, 273.0, f32::INFINITY, &mut c, &mut rng).1] as i32))).count();
+        assert!(near as f64 > 0.6 * n as f64, "{near} of {n} within 198-280 bytes");
+        // and the LSTM's preferences still count: a component it gives e^4 more stays ahead
+        let two = flat(&[260.0, 300.0]);
+        let first = (0..n).filter(|_| sample_towards(&[4.0, 0.0], &two, 300.0, f32::INFINITY, &mut c, &mut rng).0 == 0).count();
+        assert!(first as f64 > 0.9 * n as f64, "{first} of {n}");
+    }
+
+    #[test]
+    fn near_choices_are_barely_told_apart_and_far_goals_stay_bounded() {
+        let near = mean_of_draws(&[0.0, 0.0], &flat(&[300.0, 302.0]), 302.0, 20_000);
+        assert!((near - 301.0).abs() < 0.1, "{near}");
+        let bins = flat(&[0.0, 1448.0]);
+        // a component the LSTM gives e^-30 is left out: the tilt is bounded
+        assert!(mean_of_draws(&[0.0, -30.0], &bins, 5000.0, 2000) < 10.0);
+        assert!(mean_of_draws(&[0.0, -5.0], &bins, 5000.0, 2000) > 1400.0);
+        assert!(mean_of_draws(&[3.0, 0.0], &bins, -100.0, 2000) < 1.0);
+        // a budget of 200 bytes leaves the full segments out while smaller choices remain
+        let mut c = Choices::default();
+        let mut rng = SplitMix64::new(5);
+        let three = flat(&[0.0, 1448.0, 300.0]);
+        for _ in 0..1000 {
+            let (k, _) = sample_towards(&[0.0, 5.0, 0.0], &three, 250.0, 200.0, &mut c, &mut rng);
+            assert_ne!(k, 1);
+        }
+        // with every choice over it, the budget leaves none out
+        let (k, _) = sample_towards(&[0.0], &flat(&[1448.0]), 0.0, -50.0, &mut c, &mut rng);
+        assert_eq!(k, 0);
+        // equal payloads or a NaN goal: no tilt
+        assert_eq!(tilt(&[1.0, 1.0], &[5.0, 5.0], 100.0, &mut Vec::new()), 0.0);
+        assert_eq!(tilt(&[1.0, 1.0], &[5.0, 50.0], f32::NAN, &mut Vec::new()), 0.0);
+    }
+}
