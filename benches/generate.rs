@@ -13,6 +13,8 @@
 //! many flows are alive at once (`TRAFGEN_BENCH_SCALE`, default 65,000: ~1 M packets per
 //! second of traffic time, ~15k live flows). `TRAFGEN_BENCH_PACKETS` (default 3,000,000) sets
 //! the count, `TRAFGEN_BENCH_RUNS` (default 3) the runs per stage (the best is reported).
+//! `TRAFGEN_BENCH_FLOW_TIMING=lstm` and `TRAFGEN_BENCH_FLOW_BYTES=lstm` turn off pacing to the
+//! drawn durations and steering to the drawn bytes, to measure what each costs.
 //! Results: a table and one JSON line on stdout, also `target/bench/generate.json`.
 
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ use std::time::Instant;
 use trafgen::generate::write_capture;
 use trafgen::model::Model;
 use trafgen::sink::OutputFormat;
-use trafgen::synth::{Engine, EngineConfig, FlowTiming};
+use trafgen::synth::{Engine, EngineConfig, FlowBytes, FlowTiming};
 use trafgen::wire::{FrameBuilder, WireConfig};
 
 fn pin_to_cpu0() -> bool {
@@ -49,7 +51,9 @@ fn main() {
     let model = Model::load(&model_dir, tch::Device::Cpu).expect("model");
     // TRAFGEN_BENCH_FLOW_TIMING=lstm: the LSTM's gaps as drawn (no pacing to the drawn duration)
     let flow_timing = if std::env::var("TRAFGEN_BENCH_FLOW_TIMING").is_ok_and(|v| v == "lstm") { FlowTiming::Lstm } else { FlowTiming::Aggregate };
-    let cfg = EngineConfig { seed: 1, arrival_scale: scale, flow_timing, ..Default::default() };
+    // TRAFGEN_BENCH_FLOW_BYTES=lstm: the LSTM's token choices as drawn (no steering to the drawn bytes)
+    let flow_bytes = if std::env::var("TRAFGEN_BENCH_FLOW_BYTES").is_ok_and(|v| v == "lstm") { FlowBytes::Lstm } else { FlowBytes::Aggregate };
+    let cfg = EngineConfig { seed: 1, arrival_scale: scale, flow_timing, flow_bytes, ..Default::default() };
     let t = Instant::now();
     drop(Engine::new(&model, cfg.clone()).expect("engine"));
     let setup_s = t.elapsed().as_secs_f64();

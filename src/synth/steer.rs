@@ -32,12 +32,12 @@ const TILT_SPAN: f32 = 1460.0;
 const OVER_BUDGET: f32 = 1.0;
 const SLACK: f32 = 50.0;
 /// Steps on θ at most; each costs one exponential per choice (most goals take 3–5).
-const NEWTON_STEPS: usize = 8;
+const NEWTON_STEPS: usize = 6;
 /// Goal met to within this many bytes: stop early.
 const CLOSE_ENOUGH: f32 = 0.5;
-/// Components the LSTM gives less than this (relative to its likeliest) are left out: even
-/// the full tilt would leave them below 1 in 6.
-const NEGLIGIBLE: f32 = 1e-4;
+/// Components the LSTM gives less than this (relative to its likeliest) are left out (the
+/// full tilt could still make one 160 times as likely as the likeliest).
+const NEGLIGIBLE: f32 = 1e-3;
 
 /// Width of the preference for choices near the aim: e-folds of `ln(payload + KERNEL_C)`
 /// (0.5: a choice 1.65 times the aim (plus KERNEL_C) weighs e^-0.5 of one at the aim).
@@ -45,6 +45,14 @@ const KERNEL_WIDTH: f32 = 0.5;
 /// Bytes added to payloads before taking their logarithm, so that an empty ACK and a
 /// 20-byte segment are near, as on the wire (their headers make them so).
 const KERNEL_C: f32 = 40.0;
+
+/// A component whose bins span fewer bytes than this is one choice (its bin drawn uniformly):
+/// most components are one kind of packet (an ACK, a DNS query), and steering among their
+/// bins would only cost time.
+const FLAT: f32 = 16.0;
+
+/// Marks a choice that is a whole (flat) component.
+const WHOLE: u32 = 1 << 31;
 
 /// Scratch of the choices a draw is made among, kept between draws, and the bins' log
 /// payloads (worked out on the first draw).
@@ -56,7 +64,20 @@ pub struct Choices {
     id: Vec<u32>,
     /// Exponents, then their exponentials (apart from any sum, so the loop vectorises).
     factor: Vec<f32>,
+    /// Worked out from the bins on the first draw: each bin's `ln(payload + KERNEL_C)`, and
+    /// per component its mean payload and the log of it when it is flat (NaN otherwise).
     log_bins: Vec<f32>,
+    mean: Vec<f32>,
+    flat_log: Vec<f32>,
+}
+
+impl Choices {
+    fn learn(&mut self, bins: &[f32]) {
+        let log = |x: f32| (x.max(0.0) + KERNEL_C).ln();
+        self.log_bins = bins.iter().map(|&x| log(x)).collect();
+        self.mean = bins.chunks(BINS).map(|b| b.iter().sum::<f32>() / BINS as f32).collect();
+        self.flat_log = bins.chunks(BINS).zip(&self.mean).map(|(b, &m)| if b[BINS - 1] - b[0] < FLAT { log(m) } else { f32::NAN }).collect();
+    }
 }
 
 /// Samples a component from `logits` (one per component, END left out) and a payload bin of
@@ -70,7 +91,7 @@ pub struct Choices {
 pub fn sample_towards(logits: &[f32], bins: &[f32], goal: f32, budget: f32, c: &mut Choices, rng: &mut SplitMix64) -> (usize, usize) {
     debug_assert_eq!(logits.len() * BINS, bins.len());
     if c.log_bins.len() != bins.len() {
-        c.log_bins = bins.iter().map(|&x| (x.max(0.0) + KERNEL_C).ln()).collect();
+        c.learn(bins);
     }
     let log_goal = (goal.max(0.0) + KERNEL_C).ln();
     let spread = 0.5 / (KERNEL_WIDTH * KERNEL_WIDTH);
@@ -83,8 +104,17 @@ pub fn sample_towards(logits: &[f32], bins: &[f32], goal: f32, budget: f32, c: &
         if w < NEGLIGIBLE {
             continue;
         }
+        let first = k * BINS;
+        if !c.flat_log[k].is_nan() {
+            // one choice at the component's mean (a uniform bin)
+            let d = c.flat_log[k] - log_goal;
+            c.weight.push(w);
+            c.payload.push(d * d);
+            c.id.push(k as u32 | WHOLE);
+            continue;
+        }
         for b in 0..BINS {
-            let i = k * BINS + b;
+            let i = first + b;
             let d = c.log_bins[i] - log_goal;
             // the squared distance for now; the preference once the nearest is known
             c.weight.push(w);
@@ -99,7 +129,7 @@ pub fn sample_towards(logits: &[f32], bins: &[f32], goal: f32, budget: f32, c: &
     exp_all(&mut c.factor);
     for (((w, x), &i), &f) in c.weight.iter_mut().zip(c.payload.iter_mut()).zip(&c.id).zip(&c.factor) {
         *w *= f;
-        *x = bins[i as usize];
+        *x = if i & WHOLE != 0 { c.mean[(i & !WHOLE) as usize] } else { bins[i as usize] };
     }
     // the choices over budget left out (the smallest choice always stays)
     let smallest = c.payload.iter().copied().fold(f32::INFINITY, f32::min);
@@ -129,8 +159,11 @@ pub fn sample_towards(logits: &[f32], bins: &[f32], goal: f32, budget: f32, c: &
             *w *= f;
         }
     }
-    let id = c.id[draw(&c.weight, rng)] as usize;
-    (id / BINS, id % BINS)
+    let id = c.id[draw(&c.weight, rng)];
+    if id & WHOLE != 0 {
+        return ((id & !WHOLE) as usize, rng.below(BINS as u64) as usize);
+    }
+    (id as usize / BINS, id as usize % BINS)
 }
 
 /// θ of the tilt of `weights` (unnormalised probabilities) whose mean of `x` is `goal`:
