@@ -363,6 +363,11 @@ pub fn sample_logits(logits: &[f32], weights: &mut [f32], rng: &mut SplitMix64) 
     for (w, &l) in weights.iter_mut().zip(logits) {
         *w = exp_approx(l - max);
     }
+    draw_weighted(weights, rng)
+}
+
+/// An index drawn in proportion to `weights` (unnormalised, not all zero).
+pub fn draw_weighted(weights: &[f32], rng: &mut SplitMix64) -> usize {
     let total: f32 = weights.iter().fold(0.0, |t, &w| t + w);
     let mut u = rng.next_f64() as f32 * total;
     for (i, w) in weights.iter().enumerate() {
@@ -371,7 +376,7 @@ pub fn sample_logits(logits: &[f32], weights: &mut [f32], rng: &mut SplitMix64) 
             return i;
         }
     }
-    logits.len() - 1
+    weights.len() - 1
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 //! LSTM keeps its order and a miss is made up on the next packet. This module does not
 //! choose aims (the engine does) or decode packets.
 
-use crate::model::lean_lstm::exp_approx;
+use crate::model::lean_lstm::{draw_weighted, exp_approx};
 use crate::model::packet_bank::BINS;
 use crate::rng::SplitMix64;
 
@@ -159,7 +159,7 @@ pub fn sample_towards(logits: &[f32], bins: &[f32], goal: f32, budget: f32, c: &
             *w *= f;
         }
     }
-    let id = c.id[draw(&c.weight, rng)];
+    let id = c.id[draw_weighted(&c.weight, rng)];
     if id & WHOLE != 0 {
         return ((id & !WHOLE) as usize, rng.below(BINS as u64) as usize);
     }
@@ -234,19 +234,6 @@ fn exp_all(v: &mut [f32]) {
     for x in v.iter_mut() {
         *x = exp_approx(*x);
     }
-}
-
-/// Index drawn in proportion to `weights`.
-fn draw(weights: &[f32], rng: &mut SplitMix64) -> usize {
-    let total: f32 = weights.iter().fold(0.0, |t, &w| t + w);
-    let mut u = rng.next_f64() as f32 * total;
-    for (i, w) in weights.iter().enumerate() {
-        u -= w;
-        if u <= 0.0 {
-            return i;
-        }
-    }
-    weights.len() - 1
 }
 
 #[cfg(test)]
