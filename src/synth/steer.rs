@@ -5,14 +5,22 @@
 //! they are not (a backbone capture's lone packets are ACKs, its long flows full-size
 //! segments). The aggregate model draws each flow's (packets, bytes, duration) jointly, so
 //! the engine knows the payload the flow's next packet should carry (its *aim*: what the
-//! flow still lacks over its packets to come). This module tilts the LSTM's next-token
-//! distribution exponentially, `p'_k ∝ p_k e^{θ x_k}` with `x_k` the mean payload of
-//! component `k`, so that the expected payload is the aim. Among all distributions with that
-//! mean, the tilted one is the closest to the LSTM's (least Kullback–Leibler divergence), so
-//! the sequence keeps its shape and only its sizes move. The tilt is bounded per byte, so
-//! components a few bytes apart (a DHCP request and its reply) are barely told apart: the
-//! LSTM keeps its order and a miss is made up on the next packet. This module does not
-//! choose aims (the engine does) or decode packets.
+//! flow still lacks over its packets to come). This module makes the next token choice among
+//! (component, payload bin) pairs of the packet bank (a component that is one kind of packet
+//! is one choice; one that lumps several, such as DHCP and bulk UDP, is steered through its
+//! bins), weighted by
+//! - the LSTM's probability of the component,
+//! - a preference for payloads near the aim (a Gaussian in `ln(payload + 40)`), so a flow of
+//!   300-byte packets gets packets near 300 bytes rather than an even mix of 75 and 600,
+//! - an exponential tilt `e^{θ x}` whose θ makes the expected payload the aim: among all
+//!   distributions with that mean, the tilted one is the closest to the weights before it
+//!   (least Kullback–Leibler divergence), so the sequence keeps its shape.
+//!
+//! The tilt is bounded per byte, so choices a few bytes apart (a DHCP request and its reply)
+//! are barely told apart and the LSTM keeps its order; a choice over all the flow has left
+//! is left out while a smaller one remains. A miss is made up on the packets that follow (the
+//! engine's aim counts what was sent). This module does not choose aims (the engine does) or
+//! decode packets.
 
 use crate::model::lean_lstm::{draw_weighted, exp_approx};
 use crate::model::packet_bank::BINS;
@@ -83,11 +91,8 @@ impl Choices {
 /// Samples a component from `logits` (one per component, END left out) and a payload bin of
 /// it ([`crate::model::packet_bank::PacketBank::bin_payloads`], `bins`), tilted so that the
 /// expected payload is `goal` bytes, as near as the tilt bound allows, and choices near the
-/// goal are preferred ([`KERNEL_WIDTH`]: a flow of 300-byte packets gets packets near 300
-/// bytes, not an even mix of 75 and 600); `budget` is the
-/// payload the flow has left to carry in all ([`OVER_BUDGET`]). Untilted (`goal` the LSTM's
-/// own mean, a budget it cannot exceed), this is the LSTM's choice of component and a
-/// uniform bin, so a uniform packet of it.
+/// goal are preferred (`KERNEL_WIDTH`); `budget` is the payload the flow has left to carry
+/// in all (`OVER_BUDGET`). Returns (component, bin).
 pub fn sample_towards(logits: &[f32], bins: &[f32], goal: f32, budget: f32, c: &mut Choices, rng: &mut SplitMix64) -> (usize, usize) {
     debug_assert_eq!(logits.len() * BINS, bins.len());
     if c.log_bins.len() != bins.len() {
