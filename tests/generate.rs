@@ -189,15 +189,20 @@ fn ks(a: &mut [f64], b: &mut [f64]) -> f64 {
     d
 }
 
-/// Packets per flow of `flows` flows of one kind from the engine.
-fn flow_sizes(m: &Model, cfg: EngineConfig, flows: u64) -> Vec<f64> {
+/// Per flow of `flows` flows from the engine: the sum of `value` over its packets.
+fn per_flow_sum(m: &Model, cfg: EngineConfig, flows: u64, value: impl Fn(&trafgen::synth::SynthPacket) -> f64) -> Vec<f64> {
     let mut e = Engine::new(m, cfg).unwrap();
     e.limit_flows(flows);
     let mut per: std::collections::HashMap<u64, f64> = Default::default();
     for p in e.by_ref() {
-        *per.entry(p.flow_id).or_default() += 1.0;
+        *per.entry(p.flow_id).or_default() += value(&p);
     }
     per.into_values().collect()
+}
+
+/// Packets per flow of `flows` flows of one kind from the engine.
+fn flow_sizes(m: &Model, cfg: EngineConfig, flows: u64) -> Vec<f64> {
+    per_flow_sum(m, cfg, flows, |_| 1.0)
 }
 
 #[test]
@@ -263,13 +268,7 @@ fn flow_durations_follow_the_aggregate_model() {
 
 /// Bytes (IP total lengths) of each flow of `flows` flows.
 fn flow_bytes(m: &Model, cfg: EngineConfig, flows: u64) -> Vec<f64> {
-    let mut e = Engine::new(m, cfg).unwrap();
-    e.limit_flows(flows);
-    let mut per: std::collections::HashMap<u64, f64> = Default::default();
-    for p in e.by_ref() {
-        *per.entry(p.flow_id).or_default() += f64::from(p.size);
-    }
-    per.into_values().collect()
+    per_flow_sum(m, cfg, flows, |p| f64::from(p.size))
 }
 
 /// Earth mover's distance between two samples of equal size (mean gap of their sorted values).

@@ -18,14 +18,13 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::steer::{sample_towards, Choices};
 use super::{Proto, SynthPacket};
 use crate::capture::TcpFlags;
 use crate::flow::{Direction, FlowKind};
 use crate::model::aggregate::{FlowDraw, FRESH_HOSTS};
-use super::steer::{sample_towards, Choices};
-use crate::model::packet_bank::BINS;
 use crate::model::lean_lstm::{sample_logits, LeanError, LeanLstm};
-use crate::model::packet_bank::{PacketBank, DEFAULT_PER_COMPONENT};
+use crate::model::packet_bank::{PacketBank, BINS, DEFAULT_PER_COMPONENT};
 use crate::model::tcp_heads::{Close, Role, TcpHeads, CLOSES, QUANTILES};
 use crate::model::standing::StandingFlow;
 use crate::model::Model;

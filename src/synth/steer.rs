@@ -33,11 +33,10 @@ const MAX_TILT: f32 = 12.0;
 /// a 1,500-byte MTU). Choices a few bytes apart (one kind of packet split by the clustering)
 /// are barely told apart, so noise in a flow's drawn bytes does not swap them.
 const TILT_SPAN: f32 = 1460.0;
-/// A choice bigger than this many times what the flow has left to carry (plus [`SLACK`]
-/// bytes) is left out, unless it is the smallest the LSTM allows: one packet the size of a
-/// coalesced 64 KB segment would overshoot a small flow's bytes for good, as later packets
-/// cannot carry less than nothing.
-const OVER_BUDGET: f32 = 1.0;
+/// A choice bigger than all the flow has left to carry plus this many bytes is left out,
+/// unless it is the smallest the LSTM allows: one packet the size of a coalesced 64 KB
+/// segment would overshoot a small flow's bytes for good, as later packets cannot carry less
+/// than nothing.
 const SLACK: f32 = 50.0;
 /// Steps on θ at most; each costs one exponential per choice (most goals take 3–5).
 const NEWTON_STEPS: usize = 6;
@@ -92,7 +91,7 @@ impl Choices {
 /// it ([`crate::model::packet_bank::PacketBank::bin_payloads`], `bins`), tilted so that the
 /// expected payload is `goal` bytes, as near as the tilt bound allows, and choices near the
 /// goal are preferred (`KERNEL_WIDTH`); `budget` is the payload the flow has left to carry
-/// in all (`OVER_BUDGET`). Returns (component, bin).
+/// in all (`SLACK`). Returns (component, bin).
 pub fn sample_towards(logits: &[f32], bins: &[f32], goal: f32, budget: f32, c: &mut Choices, rng: &mut SplitMix64) -> (usize, usize) {
     debug_assert_eq!(logits.len() * BINS, bins.len());
     if c.log_bins.len() != bins.len() {
@@ -138,7 +137,7 @@ pub fn sample_towards(logits: &[f32], bins: &[f32], goal: f32, budget: f32, c: &
     }
     // the choices over budget left out (the smallest choice always stays)
     let smallest = c.payload.iter().copied().fold(f32::INFINITY, f32::min);
-    let cap = (budget.max(0.0) * OVER_BUDGET + SLACK).max(smallest);
+    let cap = (budget.max(0.0) + SLACK).max(smallest);
     if c.payload.iter().any(|&x| x > cap) {
         let mut kept = 0;
         for i in 0..c.id.len() {
