@@ -15,9 +15,13 @@ use tch::{Kind, Tensor};
 use super::client_port::{self, ClientPorts};
 use super::dataset::FlowRow;
 use super::gmm::{Gmm, GmmError, GmmFitOptions};
+use super::marginals::Marginals;
 use super::standing::{self, StandingFlow};
 use crate::flow::FlowKind;
 use crate::rng::SplitMix64;
+
+/// Which dimensions of a flow GMM (log10 packets, log10 bytes, log10 duration) are discrete.
+pub const FLOW_STEPS: [bool; 3] = [true, false, false];
 
 /// Floors before log10 (seconds; packets and bytes are ≥ 1).
 pub const MIN_GAP_S: f64 = 1e-6;
@@ -45,9 +49,16 @@ pub struct Weighted<T> {
 pub struct Aggregate {
     pub kind_p: [f64; 3],
     pub gap: Option<Gmm>,
+    /// The training gaps' own marginal inside each component of `gap` ([`Marginals`]: a DHCP
+    /// flood's clients 20.00 ± 0.01 ms apart, where a Gaussian's least spread is ± 0.05 ms);
+    /// `None`: models before it.
+    pub gap_marginals: Option<Marginals>,
     /// Smallest and largest log10 gap in the training data (draws are clamped into it).
     pub gap_range: [f64; 2],
     pub flow: [Option<Gmm>; 3],
+    /// Per kind: the training flows' own marginals inside each component of `flow[kind]`
+    /// ([`Marginals`]); `None`: models before them, the Gaussian marginals as fitted.
+    pub marginals: [Option<Marginals>; 3],
     /// (port, ip protocol) per kind.
     pub ports: [Vec<Weighted<(u16, u8)>>; 3],
     /// Per kind, per component of `flow[kind]`: the (port, ip protocol) of the training flows
@@ -71,6 +82,14 @@ pub struct Aggregate {
     /// Probability that a TCP flow is seen from its SYN (else from the middle: a capture of a
     /// backbone link for milliseconds sees almost no opening; one of a LAN for hours, most).
     pub tcp_open_p: f64,
+    /// Per component of the connected flows' GMM: the same probability among the flows it
+    /// claims (a lone SYN of a scan opens; a lone ACK after a close does not). Empty: models
+    /// before it; `tcp_open_p` holds for every component then.
+    pub component_open_p: Vec<f64>,
+    /// Per component of the connected flows' GMM: the share of its opening flows that nobody
+    /// answered (a scan's or a dead server's SYNs, retransmitted). Empty: models before it
+    /// (every flow answered).
+    pub component_unanswered_p: Vec<f64>,
     /// Fixed client ports per service (empty: models before the table; every client port is
     /// then the address plan's ephemeral pick).
     pub client_ports: ClientPorts,
@@ -84,6 +103,10 @@ pub struct Aggregate {
 pub struct FlowDraw {
     pub gap_s: f64,
     pub kind: FlowKind,
+    /// A connected flow: the probability that it is seen from its SYN (its component's).
+    pub open_p: f64,
+    /// A connected flow that opens: the probability that nothing answers it (its component's).
+    pub unanswered_p: f64,
     pub packets: f64,
     pub bytes: f64,
     pub duration_s: f64,
@@ -130,21 +153,45 @@ fn port_table<'a>(rows: impl Iterator<Item = &'a FlowRow>) -> Vec<Weighted<(u16,
     normalise(pv)
 }
 
-/// Share of TCP flows seen from their SYN. Flows first seen within the typical (median)
-/// connected flow's lifetime from their capture's start are mostly flows that were in progress
-/// when the capture began, not flows that open without a handshake, so they are left out when
-/// at least 8 flows remain.
-fn tcp_open_share(rows: &[FlowRow]) -> f64 {
-    let conn: Vec<&FlowRow> = rows.iter().filter(|r| r.kind == FlowKind::Connected).collect();
-    if conn.is_empty() {
-        return 1.0;
-    }
-    let mut d: Vec<f64> = conn.iter().map(|r| r.duration_s).collect();
+/// The typical (median) connected flow's lifetime: flows first seen within it from their
+/// capture's start are mostly flows that were in progress when the capture began, not flows
+/// that open without a handshake ([`open_share`]). `None`: no connected flows.
+fn settle_s(rows: &[FlowRow]) -> Option<f64> {
+    let mut d: Vec<f64> = rows.iter().filter(|r| r.kind == FlowKind::Connected).map(|r| r.duration_s).collect();
     d.sort_by(f64::total_cmp);
-    let settle = d[d.len() / 2];
-    let later: Vec<&&FlowRow> = conn.iter().filter(|r| r.since_capture_start_s > settle).collect();
-    let pool: Vec<&FlowRow> = if later.len() >= 8 { later.into_iter().copied().collect() } else { conn };
-    pool.iter().filter(|r| !r.mid_stream).count() as f64 / pool.len() as f64
+    d.get(d.len() / 2).copied()
+}
+
+/// Share of the TCP flows among `rows` seen from their SYN, leaving out those first seen
+/// within `settle_s` of their capture's start when at least 8 flows remain; `None` when there
+/// are no TCP flows.
+fn open_share<'a>(rows: impl Iterator<Item = &'a FlowRow>, settle_s: f64) -> Option<f64> {
+    let conn: Vec<&FlowRow> = rows.filter(|r| r.kind == FlowKind::Connected).collect();
+    if conn.is_empty() {
+        return None;
+    }
+    let later: Vec<&FlowRow> = conn.iter().copied().filter(|r| r.since_capture_start_s > settle_s).collect();
+    let pool = if later.len() >= 8 { later } else { conn };
+    Some(pool.iter().filter(|r| !r.mid_stream).count() as f64 / pool.len() as f64)
+}
+
+/// Share of the opening TCP flows among `rows` that nobody answered (0 without any).
+fn unanswered_share<'a>(rows: impl Iterator<Item = &'a FlowRow>) -> f64 {
+    let (mut opened, mut unanswered) = (0u64, 0u64);
+    for r in rows.filter(|r| r.kind == FlowKind::Connected && !r.mid_stream) {
+        opened += 1;
+        unanswered += u64::from(r.unanswered);
+    }
+    if opened == 0 {
+        0.0
+    } else {
+        unanswered as f64 / opened as f64
+    }
+}
+
+/// Share of TCP flows seen from their SYN ([`open_share`] of all flows; 1 without TCP flows).
+fn tcp_open_share(rows: &[FlowRow]) -> f64 {
+    settle_s(rows).and_then(|s| open_share(rows.iter(), s)).unwrap_or(1.0)
 }
 
 /// Flows per host.
@@ -203,12 +250,6 @@ fn rank_shares<'a>(rows: impl Iterator<Item = &'a FlowRow>, host: impl Fn(&FlowR
     v
 }
 
-/// One point from a mixture: a component by weight, then a draw from it.
-fn sample_one(g: &Gmm, rng: &mut SplitMix64) -> Vec<f64> {
-    let k = g.draw_component(rng);
-    g.sample_component(k, rng)
-}
-
 fn draw_rank(p: &[f64], rng: &mut SplitMix64) -> u32 {
     let mut u = rng.next_f64();
     for (i, x) in p.iter().enumerate() {
@@ -238,13 +279,20 @@ impl Aggregate {
         let gaps: Vec<f64> = rows.iter().filter_map(|r| r.gap_s).filter(|&g| g <= MAX_GAP_S).map(|g| g.max(MIN_GAP_S).log10()).collect();
         let gap_range = gaps.iter().fold([f64::INFINITY, f64::NEG_INFINITY], |r, &g| [r[0].min(g), r[1].max(g)]);
         let gap_range = if gap_range[0] <= gap_range[1] { gap_range } else { [0.0, 0.0] };
-        let gap = if gaps.len() >= 8 {
+        let (gap, gap_marginals) = if gaps.len() >= 8 {
             let x = Tensor::from_slice(&gaps).view([-1, 1]);
-            Some(Gmm::fit(&x, &opts(k_max.min(8), seed))?.gmm)
+            let g = Gmm::fit(&x, &opts(k_max.min(8), seed))?.gmm;
+            let claimed = Vec::<i64>::try_from(g.predict(&x).to_kind(Kind::Int64)).unwrap_or_default();
+            let m = Marginals::fit(&g, &gaps, &claimed, &[false]);
+            (Some(g), Some(m))
         } else {
-            None
+            (None, None)
         };
         let mut flow: [Option<Gmm>; 3] = [None, None, None];
+        let mut marginals: [Option<Marginals>; 3] = [None, None, None];
+        let mut component_open_p = Vec::new();
+        let mut component_unanswered_p = Vec::new();
+        let settle = settle_s(rows);
         let mut ports: [Vec<Weighted<(u16, u8)>>; 3] = Default::default();
         let mut component_ports: [Vec<Vec<Weighted<(u16, u8)>>>; 3] = Default::default();
         let mut component_ranks: [Vec<[Vec<f64>; 2]>; 3] = Default::default();
@@ -269,6 +317,12 @@ impl Aggregate {
                 component_ranks[k] = (0..g.k() as i64)
                     .map(|c| [rank_shares(claimed_by(c), |r| r.client_host, &client_of), rank_shares(claimed_by(c), |r| r.server_host, &server_of)])
                     .collect();
+                marginals[k] = Some(Marginals::fit(&g, &feats, &claimed, &FLOW_STEPS));
+                if kind == FlowKind::Connected {
+                    let all = tcp_open_share(rows);
+                    component_open_p = (0..g.k() as i64).map(|c| settle.and_then(|s| open_share(claimed_by(c), s)).unwrap_or(all)).collect();
+                    component_unanswered_p = (0..g.k() as i64).map(|c| unanswered_share(claimed_by(c))).collect();
+                }
                 flow[k] = Some(g);
             }
             let mut prc: rustc_hash::FxHashMap<u8, f64> = Default::default();
@@ -285,8 +339,10 @@ impl Aggregate {
         Ok(Aggregate {
             kind_p,
             gap,
+            gap_marginals,
             gap_range,
             flow,
+            marginals,
             ports,
             component_ports,
             proto,
@@ -296,6 +352,8 @@ impl Aggregate {
             component_ranks,
             fresh_rank: [first_single(all_rows.iter().map(|r| r.client_host)), first_single(all_rows.iter().map(|r| r.server_host))],
             tcp_open_p: tcp_open_share(rows),
+            component_open_p,
+            component_unanswered_p,
             client_ports: ClientPorts::fit(rows.iter()),
             standing,
         })
@@ -303,7 +361,14 @@ impl Aggregate {
 
     /// Draws the next flow: gap since the previous start, kind, size, ports, protocol, hosts.
     pub fn sample_flow(&self, rng: &mut SplitMix64) -> FlowDraw {
-        let gap_s = self.gap.as_ref().map_or(1.0, |g| 10f64.powf(sample_one(g, rng)[0].clamp(self.gap_range[0], self.gap_range[1])));
+        let gap_s = self.gap.as_ref().map_or(1.0, |g| {
+            let c = g.draw_component(rng);
+            let mut v = g.sample_component(c, rng);
+            if let Some(m) = &self.gap_marginals {
+                m.map(c, &mut v);
+            }
+            10f64.powf(v[0].clamp(self.gap_range[0], self.gap_range[1]))
+        });
         let mut u = rng.next_f64();
         let mut kind = FlowKind::Connected;
         for kk in FlowKind::ALL {
@@ -317,7 +382,10 @@ impl Aggregate {
         let (packets, bytes, duration_s, component) = match &self.flow[k] {
             Some(g) => {
                 let c = g.draw_component(rng);
-                let v = g.sample_component(c, rng);
+                let mut v = g.sample_component(c, rng);
+                if let Some(m) = &self.marginals[k] {
+                    m.map(c, &mut v);
+                }
                 (10f64.powf(v[0]).max(1.0), 10f64.powf(v[1]).max(1.0), 10f64.powf(v[2]), Some(c))
             }
             None => (2.0, 100.0, 0.0, None),
@@ -331,9 +399,17 @@ impl Aggregate {
         let v6 = rng.next_f64() < self.v6_share[k];
         let client_rank = draw_rank(hosts.map_or(&self.client_rank, |h| &h[0]), rng);
         let server_rank = draw_rank(hosts.map_or(&self.server_rank, |h| &h[1]), rng);
+        let (open_p, unanswered_p) = match component {
+            Some(c) if kind == FlowKind::Connected => {
+                (self.component_open_p.get(c).copied().unwrap_or(self.tcp_open_p), self.component_unanswered_p.get(c).copied().unwrap_or(0.0))
+            }
+            _ => (self.tcp_open_p, 0.0),
+        };
         FlowDraw {
             gap_s,
             kind,
+            open_p,
+            unanswered_p,
             packets,
             bytes,
             duration_s,
@@ -357,6 +433,10 @@ impl Aggregate {
             ("tcp_open_p".to_string(), Tensor::from_slice(&[self.tcp_open_p])),
             ("fresh_rank".to_string(), Tensor::from_slice(&self.fresh_rank.map(i64::from))),
         ];
+        if !self.component_open_p.is_empty() {
+            out.push(("open_connected".to_string(), Tensor::from_slice(&self.component_open_p)));
+            out.push(("unanswered_connected".to_string(), Tensor::from_slice(&self.component_unanswered_p)));
+        }
         if !self.client_ports.rows.is_empty() {
             out.push((client_port::TENSOR.to_string(), self.client_ports.to_tensor()));
         }
@@ -370,11 +450,17 @@ impl Aggregate {
         if let Some(g) = &self.gap {
             out.extend(g.named_tensors("gap"));
         }
+        if let Some(m) = &self.gap_marginals {
+            out.push(("gap.marginals".to_string(), m.to_tensor()));
+        }
         for kind in FlowKind::ALL {
             let k = kind.index();
             let n = kind.name();
             if let Some(g) = &self.flow[k] {
                 out.extend(g.named_tensors(&format!("flow_{n}")));
+            }
+            if let Some(m) = &self.marginals[k] {
+                out.push((format!("flow_{n}.marginals"), m.to_tensor()));
             }
             let pv: Vec<i64> = self.ports[k].iter().flat_map(|w| [i64::from(w.value.0), i64::from(w.value.1)]).collect();
             let pp: Vec<f64> = self.ports[k].iter().map(|w| w.p).collect();
@@ -412,6 +498,17 @@ impl Aggregate {
             let v = f64s(name)?;
             <[f64; 3]>::try_from(v.as_slice()).map_err(|_| format!("tensor `{name}` must have 3 values"))
         };
+        // a table of probabilities, empty when absent
+        let probabilities = |name: &str| -> Result<Vec<f64>, String> {
+            if get(name).is_none() {
+                return Ok(Vec::new());
+            }
+            let v = f64s(name)?;
+            if v.iter().any(|p| !(0.0..=1.0).contains(p)) {
+                return Err(format!("tensor `{name}` must hold probabilities"));
+            }
+            Ok(v)
+        };
         let gmm = |prefix: &str| -> Result<Option<Gmm>, String> {
             if get(&format!("{prefix}.weights")).is_none() {
                 return Ok(None);
@@ -421,11 +518,13 @@ impl Aggregate {
         let mut agg = Aggregate {
             kind_p: arr3("kind_p")?,
             gap: gmm("gap")?,
+            gap_marginals: None,
             gap_range: {
                 let v = f64s("gap_range")?;
                 <[f64; 2]>::try_from(v.as_slice()).map_err(|_| "tensor `gap_range` must have 2 values".to_string())?
             },
             flow: [None, None, None],
+            marginals: [None, None, None],
             ports: Default::default(),
             component_ports: Default::default(),
             proto: Default::default(),
@@ -441,6 +540,10 @@ impl Aggregate {
                     _ => return Err("tensor `tcp_open_p` must be one probability".into()),
                 },
             },
+            // absent in models made before it: `tcp_open_p` for every component
+            component_open_p: probabilities("open_connected")?,
+            // absent in models made before it: every opening flow answered
+            component_unanswered_p: probabilities("unanswered_connected")?,
             // absent in models made before it: every drawn rank is a table host
             fresh_rank: match get("fresh_rank") {
                 None => [u32::MAX; 2],
@@ -454,6 +557,9 @@ impl Aggregate {
             // absent in models made before it: no standing flows
             standing: get("standing").map_or(Ok(Vec::new()), |t| standing::from_tensor(&t, "standing"))?,
         };
+        if let (Some(g), Some(t)) = (&agg.gap, get("gap.marginals")) {
+            agg.gap_marginals = Some(Marginals::from_tensor(&t, "gap.marginals", g, &[false])?);
+        }
         for (i, s) in agg.standing.iter_mut().enumerate() {
             let name = format!("standing.c{i}.chain");
             if get(&name).is_some() {
@@ -482,6 +588,10 @@ impl Aggregate {
             agg.ports[k] = table(&format!("ports_{n}"))?;
             // per-component tables: absent in models made before them
             if let Some(g) = &agg.flow[k] {
+                let name = format!("flow_{n}.marginals");
+                if let Some(t) = get(&name) {
+                    agg.marginals[k] = Some(Marginals::from_tensor(&t, &name, g, &FLOW_STEPS)?);
+                }
                 if get(&format!("ports_{n}.c0.p")).is_some() {
                     agg.component_ports[k] = (0..g.k()).map(|c| table(&format!("ports_{n}.c{c}"))).collect::<Result<_, _>>()?;
                 }
@@ -529,6 +639,7 @@ mod tests {
             client_host: rng.below(20) as u32,
             server_host: rng.below(5) as u32,
             mid_stream: false,
+            unanswered: false,
             since_capture_start_s: 0.0,
             until_capture_end_s: 0.0,
             capture_span_s: 0.0,
@@ -596,6 +707,48 @@ mod tests {
     }
 
     #[test]
+    fn drawn_flows_take_the_training_flows_sizes_not_a_smoothed_one() {
+        // keep-alive flows of exactly 11 packets (1 in 10 of 14), and 1-packet flows that are
+        // either bare ACKs (54 B) or full segments (1,514 B)
+        let mut rows = rows();
+        for (i, r) in rows.iter_mut().enumerate() {
+            if r.server_port == 5004 {
+                r.packets = if i % 10 == 0 { 14 } else { 11 };
+            } else {
+                r.packets = 1;
+                r.bytes = if i % 2 == 0 { 54 } else { 1514 };
+            }
+        }
+        // two components: one for the long flows, one for the short (a Gaussian each)
+        let agg = Aggregate::fit(&rows, 2, 1).unwrap();
+        let mut rng = SplitMix64::new(8);
+        let (mut long, mut eleven, mut single, mut between) = (0, 0, 0, 0);
+        for _ in 0..4000 {
+            let d = agg.sample_flow(&mut rng);
+            if d.packets > 5.0 {
+                long += 1;
+                eleven += usize::from(d.packets.round() == 11.0);
+                assert!([11.0, 14.0].contains(&d.packets.round()), "a long flow of {} packets", d.packets);
+            } else {
+                single += 1;
+                assert_eq!(d.packets.round(), 1.0);
+                between += usize::from((100.0..1400.0).contains(&d.bytes));
+            }
+        }
+        let share = eleven as f64 / long as f64;
+        assert!(long > 500 && (share - 0.9).abs() < 0.04, "{eleven} of {long} long flows of 11 packets");
+        assert!(single > 2500 && between < single / 50, "{between} of {single} 1-packet flows between the two sizes");
+        // the marginals survive the round trip; a model without them draws Gaussian sizes
+        let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
+        let back = Aggregate::from_named(&|n| named.get(n).map(|t| t.shallow_clone())).unwrap();
+        assert!(back.marginals == agg.marginals, "the marginals change in the round trip");
+        let older = Aggregate::from_named(&|n| named.get(n).filter(|_| !n.ends_with(".marginals")).map(|t| t.shallow_clone())).unwrap();
+        assert!(older.marginals.iter().all(Option::is_none));
+        let off = (0..2000).map(|_| older.sample_flow(&mut rng)).filter(|d| d.packets > 5.0 && ![11.0, 14.0].contains(&d.packets.round())).count();
+        assert!(off > 0, "Gaussian draws land between the seen lengths");
+    }
+
+    #[test]
     fn component_tables_survive_the_round_trip_and_older_models_fall_back() {
         let agg = Aggregate::fit(&rows(), 6, 1).unwrap();
         let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
@@ -630,12 +783,37 @@ mod open_tests {
             client_host: 0,
             server_host: 1,
             mid_stream,
+            unanswered: false,
             since_capture_start_s,
             until_capture_end_s: 0.0,
             capture_span_s: 0.0,
             capture: 0,
             seq: None,
         }
+    }
+
+    #[test]
+    fn each_size_of_tcp_flow_keeps_its_own_open_and_unanswered_shares() {
+        // 1-packet flows: lone ACKs (mid-stream) and unanswered SYNs, half each; 10-packet
+        // flows: opened and answered
+        let mut rows: Vec<FlowRow> = (0..60)
+            .map(|i| FlowRow { packets: 1, bytes: 60, duration_s: 0.0, mid_stream: i % 2 == 0, unanswered: i % 2 == 1, ..tcp(false, 30.0 + f64::from(i), 0.0) })
+            .collect();
+        rows.extend((0..60).map(|i| tcp(false, 30.0 + f64::from(i), 5.0)));
+        let agg = Aggregate::fit(&rows, 4, 1).unwrap();
+        let mut rng = SplitMix64::new(2);
+        for _ in 0..500 {
+            let d = agg.sample_flow(&mut rng);
+            let (open, unanswered) = if d.packets.round() == 1.0 { (0.5, 1.0) } else { (1.0, 0.0) };
+            assert!((d.open_p - open).abs() < 1e-9 && (d.unanswered_p - unanswered).abs() < 1e-9, "{d:?}");
+        }
+        // the tables survive the round trip; a model without them answers every flow
+        let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
+        let back = Aggregate::from_named(&|n| named.get(n).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!((&back.component_open_p, &back.component_unanswered_p), (&agg.component_open_p, &agg.component_unanswered_p));
+        let older = Aggregate::from_named(&|n| named.get(n).filter(|_| !n.ends_with("_connected")).map(|t| t.shallow_clone())).unwrap();
+        let d = older.sample_flow(&mut rng);
+        assert_eq!((d.open_p, d.unanswered_p), (agg.tcp_open_p, 0.0));
     }
 
     #[test]
@@ -681,6 +859,7 @@ mod host_tests {
             client_host,
             server_host,
             mid_stream: false,
+            unanswered: false,
             since_capture_start_s: 1.0,
             until_capture_end_s: 1.0,
             capture_span_s: 5.0,

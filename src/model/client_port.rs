@@ -157,6 +157,7 @@ mod tests {
             client_host,
             server_host: 0,
             mid_stream: false,
+            unanswered: false,
             since_capture_start_s: 0.0,
             until_capture_end_s: 0.0,
             capture_span_s: 1.0,

@@ -88,6 +88,8 @@ pub struct FlowRow {
     pub server_host: u32,
     /// Its first packet is not the opening one (a TCP flow seen without its SYN).
     pub mid_stream: bool,
+    /// TCP: it opened and nothing came back (SYNs of an attempt that no server answered).
+    pub unanswered: bool,
     /// Seconds from its capture's first packet to its own first packet.
     pub since_capture_start_s: f64,
     /// Seconds from its own last packet to its capture's last packet (0: the capture ended
@@ -199,6 +201,7 @@ impl Observer for Collector {
                 client_host,
                 server_host,
                 mid_stream: ff.mid_stream,
+                unanswered: ff.kind == FlowKind::Connected && !ff.mid_stream && ff.packets_bwd == 0,
                 since_capture_start_s: self.file_first_ns.map_or(0.0, |t| (ff.start_ns - t).max(0) as f64 / 1e9),
                 // filled in when the capture ends
                 until_capture_end_s: 0.0,

@@ -21,6 +21,7 @@ pub mod gap_support;
 pub mod gmm;
 pub mod lean_lstm;
 pub mod manifest;
+pub mod marginals;
 pub mod packet_bank;
 pub mod payload_support;
 pub mod scaler;

@@ -292,6 +292,7 @@ mod tests {
             client_host: 0,
             server_host: 1,
             mid_stream: false,
+            unanswered: false,
             since_capture_start_s: since,
             until_capture_end_s: (span - since - duration).max(0.0),
             capture_span_s: span,

@@ -23,6 +23,7 @@ use super::{Proto, SynthPacket};
 use crate::capture::TcpFlags;
 use crate::flow::{Direction, FlowKind};
 use crate::model::aggregate::{FlowDraw, FRESH_HOSTS};
+use crate::model::PacketSample;
 use crate::model::lean_lstm::{sample_logits, LeanError, LeanLstm};
 use crate::model::packet_bank::{PacketBank, BINS, DEFAULT_PER_COMPONENT};
 use crate::model::tcp_heads::{Close, Role, TcpHeads, CLOSES, QUANTILES};
@@ -205,6 +206,13 @@ struct LiveFlow {
     packets: u32,
     /// LSTM tokens skipped in this flow (bounded, so a flow always ends).
     skipped: u32,
+    /// Handshake tokens of the LSTM still to absorb: the LSTM learnt whole flows, so a flow
+    /// the heads opened has its LSTM replay the handshake first (SYN, SYN-ACK, ACK); those
+    /// tokens move its state on and send nothing ([`Rules::absorbs_opening`]). 0: done, or a
+    /// flow without a handshake.
+    opening: u8,
+    /// TCP: nobody answers it: its SYN is sent again, `pace_ns` apart, up to its length.
+    unanswered: bool,
     /// Packets the flow is to have in all (handshake and teardown included); `u32::MAX` when
     /// the LSTM decides ([`FlowLengths::Lstm`]).
     target: u32,
@@ -317,9 +325,10 @@ impl LiveFlow {
     }
 
     /// Whether a FIN or RST from the LSTM that adds `then` more packets may end the flow now:
-    /// always when the LSTM decides lengths, else only when it lands at the drawn length.
+    /// always when the LSTM decides lengths, else only when it lands exactly at the drawn
+    /// length (one that comes later would overshoot it: it is a data segment then).
     fn may_end_with(&self, then: u32) -> bool {
-        self.target == u32::MAX || self.packets.saturating_add(then) >= self.target
+        self.target == u32::MAX || self.packets.saturating_add(then) == self.target
     }
 
     /// A drawn data gap, stretched so that the flow's gaps average its pace: the LSTM's gaps
@@ -341,7 +350,8 @@ impl LiveFlow {
     /// every packet to come and what the teardown's FINs typically carry (`fin_carry`), over
     /// the data packets to come. `None` when not steered.
     fn payload_aim(&self, fin_carry: f64) -> Option<(f32, f32)> {
-        if !self.bytes_goal.is_finite() {
+        // (the handshake the LSTM replays first is not steered: its tokens send nothing)
+        if !self.bytes_goal.is_finite() || self.opening > 0 {
             return None;
         }
         let tail = self.close.0.packets() * u32::from(self.proto == Proto::Tcp);
@@ -570,17 +580,29 @@ impl<'m> Engine<'m> {
         let mut rng = SplitMix64::for_item(self.cfg.seed, id);
         let close = self.heads.sample_close(&mut rng);
         // a TCP flow seen from the middle (no handshake), as often as in training
-        let mid_stream = d.kind == FlowKind::Connected && rng.next_f64() >= self.model.aggregate.tcp_open_p;
+        let mid_stream = d.kind == FlowKind::Connected && rng.next_f64() >= d.open_p;
         let target = match self.cfg.flow_lengths {
             FlowLengths::Aggregate => d.packets.round().clamp(1.0, f64::from(u32::MAX - 1)) as u32,
             FlowLengths::Lstm => u32::MAX,
         };
-        let pace_ns = match self.cfg.flow_timing {
-            FlowTiming::Aggregate if target != u32::MAX => data_pace_ns(&d, target, &self.head_spans, close.0, mid_stream) / self.cfg.multiplier,
-            _ => 0.0,
+        let close = if d.kind == FlowKind::Connected { fit_short(target, close, mid_stream) } else { close };
+        // an attempt nobody answers, as often as its kind of flow in training (no draw when
+        // never: streams of models without such flows stay as they were)
+        let unanswered = d.kind == FlowKind::Connected && !mid_stream && target != u32::MAX && d.unanswered_p > 0.0 && rng.next_f64() < d.unanswered_p;
+        let (close, pace_ns) = if unanswered {
+            ((Close::None, close.1), retry_gap_s(&d, target) * NS / self.cfg.multiplier)
+        } else {
+            let pace_ns = match self.cfg.flow_timing {
+                FlowTiming::Aggregate if target != u32::MAX => data_pace_ns(&d, target, &self.head_spans, close.0, mid_stream) / self.cfg.multiplier,
+                _ => 0.0,
+            };
+            (close, pace_ns)
         };
         self.arrivals_live += 1;
-        self.launch(&d, t, rng, close, mid_stream, target, pace_ns);
+        let slot = self.launch(&d, t, rng, close, mid_stream, target, pace_ns);
+        if let Some(f) = self.flows[slot as usize].as_mut() {
+            f.unanswered = unanswered;
+        }
     }
 
     /// Starts a standing flow, its first packet within one of its gaps of the stream's start
@@ -595,6 +617,8 @@ impl<'m> Engine<'m> {
         let d = FlowDraw {
             gap_s: 0.0,
             kind: s.kind,
+            open_p: if s.mid_stream { 0.0 } else { 1.0 },
+            unanswered_p: 0.0,
             packets: f64::from(u32::MAX - 1),
             bytes: 0.0,
             duration_s: 0.0,
@@ -641,6 +665,8 @@ impl<'m> Engine<'m> {
             server_rank: d.server_rank,
             rng,
             phase: if proto == Proto::Tcp && !mid_stream { Phase::Handshake(0) } else { Phase::Data },
+            opening: if proto == Proto::Tcp && !mid_stream { 3 } else { 0 },
+            unanswered: false,
             t_ns: t,
             token: self.lstm[d.kind.index()].as_ref().map_or(0, LeanLstm::start_token),
             packets: 0,
@@ -780,11 +806,20 @@ impl Rules<'_> {
         while f.queue.len() < LOOKAHEAD {
             match f.phase {
                 Phase::Done => return false,
+                Phase::Handshake(_) if f.target != u32::MAX && f.packets >= f.target => {
+                    // a handshake cut at the drawn length ([`fit_short`])
+                    self.close(f);
+                }
                 Phase::Handshake(n) => {
                     let role = [Role::Syn, Role::SynAck, Role::Ack][n as usize];
                     let (dt, head_size) = self.heads.sample(role, &mut f.rng);
-                    let dt = if n == 0 { 0.0 } else { dt };
-                    if n == 0 {
+                    let dt_ns = match n {
+                        // an unanswered SYN sent again
+                        0 if f.packets > 0 => f.pace_ns,
+                        0 => 0.0,
+                        _ => dt * NS / mult,
+                    };
+                    if n == 0 && f.packets == 0 {
                         // the SYN's options as the wire stage will lay them out for this size
                         // (head sizes are IPv4 lengths); timestamps come with the 20-byte layout
                         let want = head_size.saturating_sub(40) as usize;
@@ -800,8 +835,12 @@ impl Rules<'_> {
                             (Direction::Forward, TcpFlags::ACK, f.ip_hdr + f.l4_hdr)
                         }
                     };
-                    push(f, dt * NS / mult, dir, size, flags);
-                    f.phase = if n == 2 { Phase::Data } else { Phase::Handshake(n + 1) };
+                    push(f, dt_ns, dir, size, flags);
+                    f.phase = match n {
+                        _ if f.unanswered => Phase::Handshake(0),
+                        2 => Phase::Data,
+                        _ => Phase::Handshake(n + 1),
+                    };
                 }
                 Phase::Data => {
                     if f.packets >= self.cfg.max_flow_packets && !f.standing {
@@ -859,7 +898,9 @@ impl Rules<'_> {
             return;
         }
         let fl = TcpFlags(p.tcp_flags);
-        if fl.has(TcpFlags::SYN) && f.target == u32::MAX {
+        if absorbs_opening(f, fl, &p) {
+            self.stats.skipped_tokens += 1;
+        } else if fl.has(TcpFlags::SYN) && f.target == u32::MAX {
             // the handshake came from the heads already (with drawn lengths, a SYN token is
             // a data segment like an early FIN: skipping it would cut long flows short at
             // MAX_SKIPPED, and the length bounds the flow anyway)
@@ -875,7 +916,7 @@ impl Rules<'_> {
             if let Some(l) = f.queue.back_mut() {
                 l.last = true;
             }
-        } else if fl.has(TcpFlags::FIN) && f.may_end_with(3) {
+        } else if fl.has(TcpFlags::FIN) && f.may_end_with(fin_close(self.heads, f.close.0).packets()) {
             // the LSTM's FIN (at the flow's end), with its data (a server often sends its last bytes with FIN);
             // the heads finish the exchange
             push(f, dt_ns, p.direction, size, (p.tcp_flags & TcpFlags::PSH) | TcpFlags::FIN | TcpFlags::ACK);
@@ -899,9 +940,8 @@ impl Rules<'_> {
             let (mut close, client_first) = f.close;
             let first = fin_from.unwrap_or(if client_first { Direction::Forward } else { Direction::Backward });
             let (a, b) = (first, if first == Direction::Forward { Direction::Backward } else { Direction::Forward });
-            if fin_from.is_some() && !matches!(close, Close::FourWay | Close::ThreeWay) {
-                // the first FIN is out: the exchange completes the way most flows complete it
-                close = if self.heads.close_p[Close::ThreeWay as usize] > self.heads.close_p[Close::FourWay as usize] { Close::ThreeWay } else { Close::FourWay };
+            if fin_from.is_some() {
+                close = fin_close(self.heads, close);
             }
             const FA: u16 = TcpFlags::FIN | TcpFlags::ACK;
             let steps: &[(Role, Direction, u16)] = match close {
@@ -932,6 +972,57 @@ impl Rules<'_> {
         f.phase = Phase::Done;
     }
 
+}
+
+/// Whether a TCP token is the LSTM replaying the handshake the heads already sent (a SYN or
+/// SYN-ACK first, then the client's empty ACK): it is absorbed, moving the LSTM's state on
+/// without a packet. Any other token ends the opening, and is a packet as usual.
+fn absorbs_opening(f: &mut LiveFlow, fl: TcpFlags, p: &PacketSample) -> bool {
+    let syn = fl.has(TcpFlags::SYN);
+    let bare_ack = !syn && !fl.has(TcpFlags::FIN) && !fl.has(TcpFlags::RST) && p.size <= p.header_len && p.direction == Direction::Forward;
+    match f.opening {
+        3 | 2 if syn => f.opening -= 1,
+        // the ACK completing a replayed SYN (and SYN-ACK)
+        2 | 1 if bare_ack => f.opening = 0,
+        0 => return false,
+        _ => {
+            f.opening = 0;
+            return false;
+        }
+    }
+    true
+}
+
+/// How a flow whose LSTM sent the first FIN closes: its drawn way if that is a FIN exchange,
+/// else the way most flows complete one.
+fn fin_close(heads: &TcpHeads, drawn: Close) -> Close {
+    match drawn {
+        Close::FourWay | Close::ThreeWay => drawn,
+        _ if heads.close_p[Close::ThreeWay as usize] > heads.close_p[Close::FourWay as usize] => Close::ThreeWay,
+        _ => Close::FourWay,
+    }
+}
+
+/// A TCP flow drawn too short for its handshake, a data packet and its close is a part of a
+/// conversation that the capture cut (a lone SYN of a scan, a stray ACK after a close): it
+/// has no close, and an opening flow of fewer than 3 packets sends the first of its handshake
+/// only. Returns the close.
+fn fit_short(target: u32, close: (Close, bool), mid_stream: bool) -> (Close, bool) {
+    let opening = if mid_stream { 0 } else { 3 };
+    if target == u32::MAX || target > opening + close.0.packets() {
+        return close;
+    }
+    (Close::None, close.1)
+}
+
+/// Seconds between the SYNs of an attempt nobody answers: its drawn duration spread over them,
+/// or TCP's initial retransmission timeout (1 s, RFC 6298) without one.
+fn retry_gap_s(d: &FlowDraw, target: u32) -> f64 {
+    if target >= 2 && d.duration_s.is_finite() && d.duration_s > crate::model::aggregate::MIN_DURATION_S {
+        d.duration_s / f64::from(target - 1)
+    } else {
+        1.0
+    }
 }
 
 /// The TCP heads' typical seconds per [opens with a handshake][`Close`], worked out once per engine.
@@ -1168,16 +1259,8 @@ impl Engine<'_> {
             if !self.allowed[d.kind.index()] {
                 continue;
             }
-            let target = d.packets.round().clamp(1.0, f64::from(self.cfg.max_flow_packets));
-            packets += if d.kind == FlowKind::Connected {
-                let tail = f64::from(self.heads.sample_close(&mut rng).0.packets());
-                // opened: the handshake and the teardown at least; mid-stream: one data
-                // packet and the teardown at least
-                let least = if rng.next_f64() < agg.tcp_open_p { 3.0 } else { 1.0 };
-                target.max(least + tail)
-            } else {
-                target
-            };
+            // every flow lands on its drawn length ([`fit_short`])
+            packets += d.packets.round().clamp(1.0, f64::from(self.cfg.max_flow_packets));
         }
         // the standing flows run beside the arrivals
         let arrivals = (t > 0.0).then(|| packets / t);

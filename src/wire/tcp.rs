@@ -167,6 +167,10 @@ impl TcpConn {
                 self.stage = Stage::SynSent;
                 Some(self.control(true, 0x02, now_ns))
             }
+            Stage::SynSent if from_client && f & 0x12 == 0x02 => {
+                // the SYN again (nobody answered): the same segment, its timestamp renewed
+                Some(self.control(true, 0x02, now_ns))
+            }
             Stage::SynSent => {
                 if !(!from_client && f & 0x12 == 0x12) {
                     rep.handshake_forced += 1;
