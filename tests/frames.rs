@@ -166,6 +166,43 @@ fn client_ports_are_not_shared_by_live_flows() {
     assert_eq!(b.live_flows(), 300);
 }
 
+#[test]
+fn a_flow_on_the_4_tuple_of_one_that_ended_open_continues_its_sequence_space() {
+    // a service's fixed client port: three flows on one 4-tuple, each seen from the middle
+    let cfg = WireConfig { client_hosts: 1, server_hosts: 1, ..WireConfig::default() };
+    let mut b = FrameBuilder::new(cfg, 3).unwrap();
+    let rec = |flow_id: u64, ts_ns: i64, fwd: bool, flags: u16, last: bool| SynthPacket {
+        flow_id,
+        proto: Proto::Tcp,
+        ip_version: 4,
+        direction: if fwd { Direction::Forward } else { Direction::Backward },
+        ts_ns,
+        size: 140,
+        tcp_flags: flags,
+        server_port: 22,
+        client_port: 51489,
+        client_rank: 0,
+        server_rank: 0,
+        last,
+    };
+    let seg = |b: &mut FrameBuilder, r: SynthPacket| {
+        let f = b.build(&r).unwrap();
+        let frame = [f.header, f.payload].concat();
+        let p = decode(LinkType::Ethernet, 0, 0, frame.len() as u32, &frame);
+        let t = p.tcp().unwrap();
+        (t.seq, t.ack, p.payload_len())
+    };
+    const A: u16 = 0x10;
+    let (s1, a1, l1) = seg(&mut b, rec(1, 0, true, A, false));
+    let (_, _, _) = seg(&mut b, rec(1, 1_000, false, A, true));
+    // ended without FIN or RST: the next flow on the 4-tuple resumes the connection
+    let (s2, a2, _) = seg(&mut b, rec(2, 5_000_000_000, true, A, true));
+    assert_eq!((s2, a2), (s1.wrapping_add(l1), a1.wrapping_add(100)), "resumed where it stopped");
+    // a flow that opens the 4-tuple with a SYN is a new connection: its own sequence space
+    let (s3, _, _) = seg(&mut b, rec(3, 6_000_000_000, true, 0x02, false));
+    assert_ne!(s3, s2.wrapping_add(100));
+}
+
 fn arb_record() -> impl Strategy<Value = SynthPacket> {
     (
         0u64..6,

@@ -20,6 +20,9 @@ use super::standing::{self, StandingFlow};
 use crate::flow::FlowKind;
 use crate::rng::SplitMix64;
 
+/// Below this many flows, a kind's size GMM has one component.
+pub const FEW_FLOWS: usize = 8;
+
 /// Which dimensions of a flow GMM (log10 packets, log10 bytes, log10 duration) are discrete.
 pub const FLOW_STEPS: [bool; 3] = [true, false, false];
 
@@ -308,9 +311,15 @@ impl Aggregate {
                 .iter()
                 .flat_map(|r| [(r.packets.max(1) as f64).log10(), (r.bytes.max(1) as f64).log10(), r.duration_s.max(MIN_DURATION_S).log10()])
                 .collect();
-            if of.len() >= 8 {
+            // a kind with a handful of flows (a LAN's few NTP and SSDP exchanges) gets one
+            // component, whose marginals are then its flows' own (from MIN_ROWS flows on)
+            let fitted = match of.len() {
+                0 | 1 => None,
+                n if n < FEW_FLOWS => Gmm::fit(&Tensor::from_slice(&feats).view([-1, 3]), &opts(1, seed + 1 + k as u64)).ok().map(|f| f.gmm),
+                _ => Some(Gmm::fit(&Tensor::from_slice(&feats).view([-1, 3]), &opts(k_max, seed + 1 + k as u64))?.gmm),
+            };
+            if let Some(g) = fitted {
                 let x = Tensor::from_slice(&feats).view([-1, 3]);
-                let g = Gmm::fit(&x, &opts(k_max, seed + 1 + k as u64))?.gmm;
                 let claimed = Vec::<i64>::try_from(g.predict(&x).to_kind(Kind::Int64)).unwrap_or_default();
                 let claimed_by = |c: i64| of.iter().zip(&claimed).filter(move |(_, &w)| w == c).map(|(r, _)| *r);
                 component_ports[k] = (0..g.k() as i64).map(|c| port_table(claimed_by(c))).collect();

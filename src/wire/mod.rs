@@ -81,12 +81,25 @@ pub struct FrameBuilder {
     ttl: u8,
     idle_ns: i64,
     flows: FxHashMap<u64, WireFlow>,
+    /// TCP connections whose flow ended open (no FIN, no RST), by 4-tuple, with the time of
+    /// their last record: a later flow on the same 4-tuple seen from the middle (a service's
+    /// fixed client port) continues one, in its sequence space, as the same connection resumed
+    /// after a pause would; a fresh one would jump its sequence numbers. Forgotten after
+    /// `flow_idle_s`, or when a flow opens the 4-tuple with a SYN.
+    dormant: FxHashMap<Tuple, (tcp::TcpConn, i64)>,
     header: [u8; emit::MAX_HEADER],
     stats: WireStats,
     since_sweep: u32,
 }
 
 const SWEEP_EVERY: u32 = 1 << 16;
+
+/// Client and server address and port.
+type Tuple = ([u8; 16], [u8; 16], u16, u16);
+
+fn tuple(e: &Endpoints) -> Tuple {
+    (e.client.ip, e.server.ip, e.client_port, e.server_port)
+}
 
 impl FrameBuilder {
     /// A builder for `cfg` (validated here) whose per-flow numbers derive from `seed`.
@@ -101,6 +114,7 @@ impl FrameBuilder {
             plan: AddressPlan::new(cfg),
             seed,
             flows: FxHashMap::default(),
+            dormant: FxHashMap::default(),
             header: [0; emit::MAX_HEADER],
             stats: WireStats::default(),
             since_sweep: 0,
@@ -136,6 +150,9 @@ impl FrameBuilder {
             if let Some(f) = self.flows.remove(&rec.flow_id) {
                 self.plan.release(f.proto, &f.ends);
                 self.stats.flows_ended += 1;
+                if let Some(conn) = f.tcp.filter(tcp::TcpConn::is_open) {
+                    self.dormant.insert(tuple(&f.ends), (conn, rec.ts_ns));
+                }
             }
         }
         let (hlen, plen) = len?;
@@ -150,6 +167,10 @@ impl FrameBuilder {
         let ip_hdr = if v6 { 40 } else { 20 };
         let mss = (self.mtu - ip_hdr - 20) as u16;
         self.stats.flows_started += 1;
+        let resumed = match rec.proto {
+            Proto::Tcp => self.dormant.remove(&tuple(&ends)).filter(|_| rec.tcp_flags & 0x02 == 0).map(|(conn, _)| conn),
+            _ => None,
+        };
         WireFlow {
             proto: rec.proto,
             v6,
@@ -157,7 +178,7 @@ impl FrameBuilder {
             ip_id: [rng.next_u32() as u16, rng.next_u32() as u16],
             flow_label: [rng.next_u32() & 0xf_ffff, rng.next_u32() & 0xf_ffff],
             last_ns: rec.ts_ns,
-            tcp: (rec.proto == Proto::Tcp).then(|| tcp::TcpConn::new(rec.ts_ns, mss, &mut rng)),
+            tcp: (rec.proto == Proto::Tcp).then(|| resumed.unwrap_or_else(|| tcp::TcpConn::new(rec.ts_ns, mss, &mut rng))),
             icmp_seq: 0,
         }
     }
@@ -178,6 +199,7 @@ impl FrameBuilder {
         for (proto, ends) in &gone {
             self.plan.release(*proto, ends);
         }
+        self.dormant.retain(|_, (_, last)| now_ns - *last <= idle);
         self.stats.flows_expired += gone.len() as u64;
     }
 }

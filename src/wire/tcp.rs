@@ -117,6 +117,12 @@ impl TcpConn {
         self.stage == Stage::Reset
     }
 
+    /// Established, and neither side closed or reset it: a later flow on the same 4-tuple seen
+    /// from the middle may continue it.
+    pub fn is_open(&self) -> bool {
+        self.stage == Stage::Established && !self.side[0].fin && !self.side[1].fin
+    }
+
     /// Both directions sent their FIN.
     pub fn is_closed(&self) -> bool {
         self.side[0].fin && self.side[1].fin
