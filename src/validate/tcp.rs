@@ -98,8 +98,10 @@ impl TcpTrack {
 
         if syn && !ack {
             let s = self.side[d];
-            // a SYN with a new ISN where this side was already tracked: a new connection
-            if s.tracking && s.isn != Some(t.seq) {
+            // a SYN with a new ISN where this side was already tracked, or after a flow seen
+            // from the middle (a connection left open, then the 4-tuple opened afresh): a new
+            // connection
+            if (s.tracking && s.isn != Some(t.seq)) || self.mid_stream {
                 *self = TcpTrack { started: true, ..TcpTrack::default() };
             }
             if self.side[d].isn != Some(t.seq) {
@@ -301,6 +303,11 @@ mod tests {
         // a retransmitted SYN is fine
         let mut x = Script::new();
         x.c(10, 0, "S", 0).c(10, 0, "S", 0).s(90, 11, "SA", 0).c(11, 91, "A", 0);
+        assert_eq!(x.run(), []);
+        // a connection seen from the middle (one server segment), left open, then the 4-tuple
+        // opened afresh: a new connection, whose server data follows its handshake
+        let mut x = Script::new();
+        x.s(5000, 7000, "A", 10).c(10, 0, "S", 0).s(90, 11, "SA", 0).c(11, 91, "A", 0).s(91, 11, "PA", 50).c(11, 141, "A", 0);
         assert_eq!(x.run(), []);
     }
 
