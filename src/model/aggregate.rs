@@ -253,6 +253,17 @@ fn rank_shares<'a>(rows: impl Iterator<Item = &'a FlowRow>, host: impl Fn(&FlowR
     v
 }
 
+/// One point of `g` (a component by weight, then a point of it) and its component, mapped
+/// through the component's own marginals when the model has them.
+fn draw_point(g: &Gmm, marginals: Option<&Marginals>, rng: &mut SplitMix64) -> (usize, Vec<f64>) {
+    let c = g.draw_component(rng);
+    let mut v = g.sample_component(c, rng);
+    if let Some(m) = marginals {
+        m.map(c, &mut v);
+    }
+    (c, v)
+}
+
 fn draw_rank(p: &[f64], rng: &mut SplitMix64) -> u32 {
     let mut u = rng.next_f64();
     for (i, x) in p.iter().enumerate() {
@@ -296,6 +307,7 @@ impl Aggregate {
         let mut component_open_p = Vec::new();
         let mut component_unanswered_p = Vec::new();
         let settle = settle_s(rows);
+        let tcp_open_p = tcp_open_share(rows);
         let mut ports: [Vec<Weighted<(u16, u8)>>; 3] = Default::default();
         let mut component_ports: [Vec<Vec<Weighted<(u16, u8)>>>; 3] = Default::default();
         let mut component_ranks: [Vec<[Vec<f64>; 2]>; 3] = Default::default();
@@ -313,13 +325,13 @@ impl Aggregate {
                 .collect();
             // a kind with a handful of flows (a LAN's few NTP and SSDP exchanges) gets one
             // component, whose marginals are then its flows' own (from MIN_ROWS flows on)
+            let x = Tensor::from_slice(&feats).view([-1, 3]);
             let fitted = match of.len() {
                 0 | 1 => None,
-                n if n < FEW_FLOWS => Gmm::fit(&Tensor::from_slice(&feats).view([-1, 3]), &opts(1, seed + 1 + k as u64)).ok().map(|f| f.gmm),
-                _ => Some(Gmm::fit(&Tensor::from_slice(&feats).view([-1, 3]), &opts(k_max, seed + 1 + k as u64))?.gmm),
+                n if n < FEW_FLOWS => Gmm::fit(&x, &opts(1, seed + 1 + k as u64)).ok().map(|f| f.gmm),
+                _ => Some(Gmm::fit(&x, &opts(k_max, seed + 1 + k as u64))?.gmm),
             };
             if let Some(g) = fitted {
-                let x = Tensor::from_slice(&feats).view([-1, 3]);
                 let claimed = Vec::<i64>::try_from(g.predict(&x).to_kind(Kind::Int64)).unwrap_or_default();
                 let claimed_by = |c: i64| of.iter().zip(&claimed).filter(move |(_, &w)| w == c).map(|(r, _)| *r);
                 component_ports[k] = (0..g.k() as i64).map(|c| port_table(claimed_by(c))).collect();
@@ -328,8 +340,7 @@ impl Aggregate {
                     .collect();
                 marginals[k] = Some(Marginals::fit(&g, &feats, &claimed, &FLOW_STEPS));
                 if kind == FlowKind::Connected {
-                    let all = tcp_open_share(rows);
-                    component_open_p = (0..g.k() as i64).map(|c| settle.and_then(|s| open_share(claimed_by(c), s)).unwrap_or(all)).collect();
+                    component_open_p = (0..g.k() as i64).map(|c| settle.and_then(|s| open_share(claimed_by(c), s)).unwrap_or(tcp_open_p)).collect();
                     component_unanswered_p = (0..g.k() as i64).map(|c| unanswered_share(claimed_by(c))).collect();
                 }
                 flow[k] = Some(g);
@@ -360,7 +371,7 @@ impl Aggregate {
             server_rank: ranks(all_rows.iter().map(|r| r.server_host)),
             component_ranks,
             fresh_rank: [first_single(all_rows.iter().map(|r| r.client_host)), first_single(all_rows.iter().map(|r| r.server_host))],
-            tcp_open_p: tcp_open_share(rows),
+            tcp_open_p,
             component_open_p,
             component_unanswered_p,
             client_ports: ClientPorts::fit(rows.iter()),
@@ -368,16 +379,9 @@ impl Aggregate {
         })
     }
 
-    /// Draws the next flow: gap since the previous start, kind, size, ports, protocol, hosts.
+        /// Draws the next flow: gap since the previous start, kind, size, ports, protocol, hosts.
     pub fn sample_flow(&self, rng: &mut SplitMix64) -> FlowDraw {
-        let gap_s = self.gap.as_ref().map_or(1.0, |g| {
-            let c = g.draw_component(rng);
-            let mut v = g.sample_component(c, rng);
-            if let Some(m) = &self.gap_marginals {
-                m.map(c, &mut v);
-            }
-            10f64.powf(v[0].clamp(self.gap_range[0], self.gap_range[1]))
-        });
+        let gap_s = self.gap.as_ref().map_or(1.0, |g| 10f64.powf(draw_point(g, self.gap_marginals.as_ref(), rng).1[0].clamp(self.gap_range[0], self.gap_range[1])));
         let mut u = rng.next_f64();
         let mut kind = FlowKind::Connected;
         for kk in FlowKind::ALL {
@@ -390,11 +394,7 @@ impl Aggregate {
         let k = kind.index();
         let (packets, bytes, duration_s, component) = match &self.flow[k] {
             Some(g) => {
-                let c = g.draw_component(rng);
-                let mut v = g.sample_component(c, rng);
-                if let Some(m) = &self.marginals[k] {
-                    m.map(c, &mut v);
-                }
+                let (c, v) = draw_point(g, self.marginals[k].as_ref(), rng);
                 (10f64.powf(v[0]).max(1.0), 10f64.powf(v[1]).max(1.0), 10f64.powf(v[2]), Some(c))
             }
             None => (2.0, 100.0, 0.0, None),

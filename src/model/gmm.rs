@@ -119,7 +119,8 @@ fn cpu_f64(t: &Tensor) -> Tensor {
     t.to_device(Device::Cpu).to_kind(Kind::Double).contiguous()
 }
 
-fn to_vec(t: &Tensor) -> Vec<f64> {
+/// A tensor's values as a flat `Vec<f64>` (on the CPU, in double precision).
+pub(super) fn to_vec(t: &Tensor) -> Vec<f64> {
     Vec::<f64>::try_from(&cpu_f64(t).view([-1])).expect("flat f64 tensor converts to Vec")
 }
 

@@ -13,9 +13,9 @@
 //! Components that claim fewer than [`MIN_ROWS`] rows keep their Gaussian marginals. This
 //! module does not fit or draw from the GMM (that is [`super::gmm`]).
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
-use super::gmm::Gmm;
+use super::gmm::{to_vec, Gmm};
 
 /// Quantile levels kept per component and dimension: `(i + 0.5) / LEVELS`.
 pub const LEVELS: usize = 64;
@@ -45,16 +45,12 @@ impl PartialEq for Marginals {
     }
 }
 
-fn f64s(t: &Tensor) -> Vec<f64> {
-    Vec::<f64>::try_from(t.to_kind(Kind::Double).contiguous().view([-1])).unwrap_or_default()
-}
-
 /// The GMM's means and the square roots of its covariance diagonals, `K × D` each.
 fn moments(gmm: &Gmm) -> (Vec<f64>, Vec<f64>) {
     let (k, d) = (gmm.k(), gmm.dim());
-    let covs = f64s(&gmm.covs);
+    let covs = to_vec(&gmm.covs);
     let sds = (0..k * d).map(|i| covs[(i / d) * d * d + (i % d) * (d + 1)].max(0.0).sqrt()).collect();
-    (f64s(&gmm.means), sds)
+    (to_vec(&gmm.means), sds)
 }
 
 /// The value at quantile level `(i + 0.5) / levels` of `sorted` (ascending, not empty): the
@@ -145,7 +141,7 @@ impl Marginals {
         if steps.len() != d {
             return Err(format!("tensor `{name}`: {d} dimensions, {} step flags", steps.len()));
         }
-        let quantiles = f64s(t);
+        let quantiles = to_vec(t);
         for (row, q) in quantiles.chunks_exact(levels).enumerate() {
             let fine = q.iter().all(|v| v.is_finite()) && q.windows(2).all(|w| w[0] <= w[1]);
             let c = row / d;

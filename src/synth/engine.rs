@@ -208,7 +208,7 @@ struct LiveFlow {
     skipped: u32,
     /// Handshake tokens of the LSTM still to absorb: the LSTM learnt whole flows, so a flow
     /// the heads opened has its LSTM replay the handshake first (SYN, SYN-ACK, ACK); those
-    /// tokens move its state on and send nothing ([`Rules::absorbs_opening`]). 0: done, or a
+    /// tokens move its state on and send nothing ([`absorbs_opening`]). 0: done, or a
     /// flow without a handshake.
     opening: u8,
     /// TCP: nobody answers it: its SYN is sent again, `pace_ns` apart, up to its length.
