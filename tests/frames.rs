@@ -201,6 +201,14 @@ fn a_flow_on_the_4_tuple_of_one_that_ended_open_continues_its_sequence_space() {
     // a flow that opens the 4-tuple with a SYN is a new connection: its own sequence space
     let (s3, _, _) = seg(&mut b, rec(3, 6_000_000_000, true, 0x02, false));
     assert_ne!(s3, s2.wrapping_add(100));
+    // flows from ephemeral ports do not come back to their 4-tuple: none of them is kept
+    let mut b = FrameBuilder::new(WireConfig { client_hosts: 1, server_hosts: 1, ..WireConfig::default() }, 3).unwrap();
+    for id in 0..1000u64 {
+        seg(&mut b, SynthPacket { client_port: 0, ..rec(id, id as i64, true, A, true) });
+    }
+    assert_eq!(b.kept_connections(), 0);
+    seg(&mut b, rec(5000, 2_000_000, true, A, true));
+    assert_eq!(b.kept_connections(), 1);
 }
 
 fn arb_record() -> impl Strategy<Value = SynthPacket> {

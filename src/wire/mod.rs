@@ -81,9 +81,9 @@ pub struct FrameBuilder {
     ttl: u8,
     idle_ns: i64,
     flows: FxHashMap<u64, WireFlow>,
-    /// TCP connections whose flow ended open (no FIN, no RST), by 4-tuple, with the time of
-    /// their last record: a later flow on the same 4-tuple seen from the middle (a service's
-    /// fixed client port) continues one, in its sequence space, as the same connection resumed
+    /// TCP connections from a fixed client port whose flow ended open (no FIN, no RST), by
+    /// 4-tuple, with the time of their last record: a later flow on the same 4-tuple seen from
+    /// the middle continues one, in its sequence space, as the same connection resumed
     /// after a pause would; a fresh one would jump its sequence numbers. Forgotten after
     /// `flow_idle_s`, or when a flow opens the 4-tuple with a SYN.
     dormant: FxHashMap<Tuple, (tcp::TcpConn, i64)>,
@@ -132,6 +132,11 @@ impl FrameBuilder {
         self.flows.len()
     }
 
+    /// Open connections of ended flows kept for their 4-tuple ([`FrameBuilder::dormant`]).
+    pub fn kept_connections(&self) -> usize {
+        self.dormant.len()
+    }
+
     /// The frame for `rec`, or `None` when the record had to be dropped (after a RST).
     pub fn build(&mut self, rec: &SynthPacket) -> Option<Frame<'_>> {
         self.since_sweep += 1;
@@ -150,7 +155,10 @@ impl FrameBuilder {
             if let Some(f) = self.flows.remove(&rec.flow_id) {
                 self.plan.release(f.proto, &f.ends);
                 self.stats.flows_ended += 1;
-                if let Some(conn) = f.tcp.filter(tcp::TcpConn::is_open) {
+                // only a fixed client port brings a flow back to its 4-tuple (the plan hands
+                // out ephemeral ones in turn): the map stays as small as the services that fix
+                // them, not one entry per flow that ended open within `flow_idle_s`
+                if let Some(conn) = f.tcp.filter(tcp::TcpConn::is_open).filter(|_| rec.client_port != 0) {
                     self.dormant.insert(tuple(&f.ends), (conn, rec.ts_ns));
                 }
             }
