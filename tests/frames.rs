@@ -183,6 +183,7 @@ fn a_flow_on_the_4_tuple_of_one_that_ended_open_continues_its_sequence_space() {
         client_port: 51489,
         client_rank: 0,
         server_rank: 0,
+        sides: trafgen::synth::OWN_SIDES,
         last,
     };
     let seg = |b: &mut FrameBuilder, r: SynthPacket| {
@@ -236,6 +237,7 @@ fn arb_record() -> impl Strategy<Value = SynthPacket> {
             client_port: 0,
             client_rank: PLAN_CHOOSES,
             server_rank: (flow % 3) as u32,
+            sides: trafgen::synth::OWN_SIDES,
             last,
         })
 }

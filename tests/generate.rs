@@ -466,6 +466,7 @@ fn a_standing_flow_runs_through_the_stream_at_its_rate_with_its_ports() {
         v6: false,
         client_rank: 0,
         server_rank: 1,
+        sides: trafgen::synth::OWN_SIDES,
         mid_stream: false,
         share: 1.0,
         chain: Vec::new(),

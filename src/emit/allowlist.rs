@@ -174,6 +174,7 @@ mod tests {
                 client_port: 0,
                 client_rank: PLAN_CHOOSES,
                 server_rank: PLAN_CHOOSES,
+                sides: crate::synth::OWN_SIDES,
                 last: i == 1,
             };
             let f = b.build(&rec).unwrap();

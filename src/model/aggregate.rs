@@ -16,6 +16,7 @@ use super::client_port::{self, ClientPorts};
 use super::dataset::FlowRow;
 use super::gmm::{Gmm, GmmError, GmmFitOptions};
 use super::marginals::Marginals;
+use super::shared_hosts::{self, SharedHosts};
 use super::standing::{self, StandingFlow};
 use crate::flow::FlowKind;
 use crate::rng::SplitMix64;
@@ -82,6 +83,9 @@ pub struct Aggregate {
     /// targets): a flow drawn with such a rank gets a host of its own ([`FRESH_HOSTS`]).
     /// `u32::MAX`: none (or a model before it: every drawn rank is a table host).
     pub fresh_rank: [u32; 2],
+    /// Hosts seen on both sides, found at one side's rank whichever side they are on
+    /// ([`SharedHosts`]; empty: models before the table, every host one per side).
+    pub shared_hosts: SharedHosts,
     /// Probability that a TCP flow is seen from its SYN (else from the middle: a capture of a
     /// backbone link for milliseconds sees almost no opening; one of a LAN for hours, most).
     pub tcp_open_p: f64,
@@ -371,6 +375,7 @@ impl Aggregate {
             server_rank: ranks(all_rows.iter().map(|r| r.server_host)),
             component_ranks,
             fresh_rank: [first_single(all_rows.iter().map(|r| r.client_host)), first_single(all_rows.iter().map(|r| r.server_host))],
+            shared_hosts: SharedHosts::fit(all_rows, &client_of, &server_of, MAX_RANKS as u32 - 1),
             tcp_open_p,
             component_open_p,
             component_unanswered_p,
@@ -445,6 +450,9 @@ impl Aggregate {
         if !self.component_open_p.is_empty() {
             out.push(("open_connected".to_string(), Tensor::from_slice(&self.component_open_p)));
             out.push(("unanswered_connected".to_string(), Tensor::from_slice(&self.component_unanswered_p)));
+        }
+        if !self.shared_hosts.hosts.is_empty() {
+            out.push((shared_hosts::TENSOR.to_string(), self.shared_hosts.to_tensor()));
         }
         if !self.client_ports.rows.is_empty() {
             out.push((client_port::TENSOR.to_string(), self.client_ports.to_tensor()));
@@ -561,11 +569,16 @@ impl Aggregate {
                     _ => return Err("tensor `fresh_rank` must be two ranks (client, server)".into()),
                 },
             },
+            shared_hosts: SharedHosts::default(),
             // absent in models made before it: ephemeral client ports only
             client_ports: get(client_port::TENSOR).map_or(Ok(ClientPorts::default()), |t| ClientPorts::from_tensor(&t))?,
             // absent in models made before it: no standing flows
             standing: get("standing").map_or(Ok(Vec::new()), |t| standing::from_tensor(&t, "standing"))?,
         };
+        // absent in models made before it: every host one per side
+        if let Some(t) = get(shared_hosts::TENSOR) {
+            agg.shared_hosts = SharedHosts::from_tensor(&t, shared_hosts::TENSOR, [agg.client_rank.len(), agg.server_rank.len()])?;
+        }
         if let (Some(g), Some(t)) = (&agg.gap, get("gap.marginals")) {
             agg.gap_marginals = Some(Marginals::from_tensor(&t, "gap.marginals", g, &[false])?);
         }
@@ -855,26 +868,7 @@ mod host_tests {
     use super::*;
 
     fn udp(client_host: u32, client_port: u16, server_host: u32, server_port: u16) -> FlowRow {
-        FlowRow {
-            kind: FlowKind::Unconnected,
-            gap_s: Some(0.02),
-            packets: 2,
-            bytes: 547,
-            duration_s: 0.01,
-            server_port,
-            client_port,
-            ip_proto: 17,
-            ip_version: 4,
-            client_host,
-            server_host,
-            mid_stream: false,
-            unanswered: false,
-            since_capture_start_s: 1.0,
-            until_capture_end_s: 1.0,
-            capture_span_s: 5.0,
-            capture: 0,
-            seq: None,
-        }
+        FlowRow { client_port, server_port, ..FlowRow::example(client_host, server_host) }
     }
 
     #[test]
@@ -903,5 +897,24 @@ mod host_tests {
         assert!(older.client_ports.rows.is_empty());
         let bad = Aggregate::from_named(&|n| if n == "fresh_rank" { Some(Tensor::from_slice(&[1i64])) } else { named.get(n).map(|t| t.shallow_clone()) });
         assert!(bad.err().is_some_and(|e| e.contains("fresh_rank")));
+    }
+
+    #[test]
+    fn a_host_on_both_sides_is_learnt_and_stored() {
+        // a resolver (host 7) looks up 10 names at server 0 and answers 3 hosts' queries
+        let mut rows: Vec<FlowRow> = (0..10).map(|i| udp(7, 40_000 + i as u16, 0, 53)).collect();
+        rows.extend((0..3).map(|i| udp(50 + i, 41_000, 7, 53)));
+        let agg = Aggregate::fit(&rows, 4, 1).unwrap();
+        // client ranks: 7 first; server ranks: 0, then 7: kept on the client side (10 flows to 3)
+        assert_eq!(agg.shared_hosts.hosts, vec![shared_hosts::SharedHost { client_rank: 0, server_rank: 1, kept: shared_hosts::Side::Client }]);
+        assert_eq!(agg.shared_hosts.place(2, 1), [(shared_hosts::Side::Client, 2), (shared_hosts::Side::Client, 0)]);
+        let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
+        let back = Aggregate::from_named(&|n| named.get(n).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!(back.shared_hosts, agg.shared_hosts);
+        // models before the table: every host one per side
+        let older = Aggregate::from_named(&|n| named.get(n).filter(|_| n != shared_hosts::TENSOR).map(|t| t.shallow_clone())).unwrap();
+        assert!(older.shared_hosts.hosts.is_empty());
+        let bad = Aggregate::from_named(&|n| if n == shared_hosts::TENSOR { Some(Tensor::from_slice(&[0i64, 9, 0]).view([1, 3])) } else { named.get(n).map(|t| t.shallow_clone()) });
+        assert!(bad.err().is_some_and(|e| e.contains("`shared_hosts` row 0")));
     }
 }

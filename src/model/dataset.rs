@@ -103,6 +103,34 @@ pub struct FlowRow {
     pub seq: Option<usize>,
 }
 
+#[cfg(test)]
+impl FlowRow {
+    /// A two-packet UDP flow between two hosts, one second into a five-second capture (tests
+    /// set the fields they are about).
+    pub(crate) fn example(client_host: u32, server_host: u32) -> FlowRow {
+        FlowRow {
+            kind: FlowKind::Unconnected,
+            gap_s: Some(0.02),
+            packets: 2,
+            bytes: 547,
+            duration_s: 0.01,
+            server_port: 53,
+            client_port: 40000,
+            ip_proto: 17,
+            ip_version: 4,
+            client_host,
+            server_host,
+            mid_stream: false,
+            unanswered: false,
+            since_capture_start_s: 1.0,
+            until_capture_end_s: 1.0,
+            capture_span_s: 5.0,
+            capture: 0,
+            seq: None,
+        }
+    }
+}
+
 /// One training input.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct InputFile {

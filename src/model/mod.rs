@@ -25,6 +25,7 @@ pub mod marginals;
 pub mod packet_bank;
 pub mod payload_support;
 pub mod scaler;
+pub mod shared_hosts;
 pub mod standing;
 pub mod store;
 pub mod tcp_heads;

@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::steer::{sample_towards, Choices};
-use super::{Proto, SynthPacket};
+use super::{Proto, Side, SynthPacket};
 use crate::capture::TcpFlags;
 use crate::flow::{Direction, FlowKind};
 use crate::model::aggregate::{FlowDraw, FRESH_HOSTS};
@@ -197,6 +197,7 @@ struct LiveFlow {
     client_port: u16,
     client_rank: u32,
     server_rank: u32,
+    sides: [Side; 2],
     rng: SplitMix64,
     phase: Phase,
     /// Time of the last packet generated (ns from stream start).
@@ -375,6 +376,7 @@ impl LiveFlow {
             client_port: self.client_port,
             client_rank: self.client_rank,
             server_rank: self.server_rank,
+            sides: self.sides,
             last: p.last,
         }
     }
@@ -565,9 +567,11 @@ impl<'m> Engine<'m> {
             d.client_port = self.model.aggregate.client_ports.draw(d.server_port, d.ip_proto, &mut port_rng);
         }
         // a host seen in one training flow stands for hosts that come and go: one of its own
+        // (unless the host is one of the other side's too)
         let fresh = self.model.aggregate.fresh_rank;
-        for (side, rank) in [&mut d.client_rank, &mut d.server_rank].into_iter().enumerate() {
-            if *rank >= fresh[side] {
+        let shared = &self.model.aggregate.shared_hosts;
+        for ((side, rank), side_is) in [&mut d.client_rank, &mut d.server_rank].into_iter().enumerate().zip([Side::Client, Side::Server]) {
+            if *rank >= fresh[side] && !shared.moves(side_is, *rank) {
                 // (wrapping well below PLAN_CHOOSES, which is u32::MAX)
                 *rank = FRESH_HOSTS.saturating_add(self.fresh_hosts[side] % (u32::MAX / 2));
                 self.fresh_hosts[side] = self.fresh_hosts[side].wrapping_add(1);
@@ -654,6 +658,8 @@ impl<'m> Engine<'m> {
             FlowKind::Unconnected => Proto::Udp,
             FlowKind::NoFlow => Proto::Arp,
         };
+        // a host seen on both sides in training: at its one address whichever side it is on
+        let [(client_side, client_rank), (server_side, server_rank)] = self.model.aggregate.shared_hosts.place(d.client_rank, d.server_rank);
         let flow = LiveFlow {
             id,
             kind: d.kind,
@@ -661,8 +667,9 @@ impl<'m> Engine<'m> {
             v6: d.v6,
             server_port: d.server_port,
             client_port: d.client_port,
-            client_rank: d.client_rank,
-            server_rank: d.server_rank,
+            client_rank,
+            server_rank,
+            sides: [client_side, server_side],
             rng,
             phase: if proto == Proto::Tcp && !mid_stream { Phase::Handshake(0) } else { Phase::Data },
             opening: if proto == Proto::Tcp && !mid_stream { 3 } else { 0 },

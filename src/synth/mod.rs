@@ -37,6 +37,11 @@ impl Proto {
     }
 }
 
+pub use crate::model::shared_hosts::Side;
+
+/// Each end's rank is of its own side: the client's of the clients, the server's of the servers.
+pub const OWN_SIDES: [Side; 2] = [Side::Client, Side::Server];
+
 /// "Let the address plan choose" for host ranks and the server port.
 pub const PLAN_CHOOSES: u32 = u32::MAX;
 
@@ -67,6 +72,10 @@ pub struct SynthPacket {
     /// Popularity rank of the client and server hosts (0 = most popular), or [`PLAN_CHOOSES`].
     pub client_rank: u32,
     pub server_rank: u32,
+    /// Whose prefix and rank table each end's rank is of (client end, server end): [`OWN_SIDES`]
+    /// but for a host the training capture saw on both sides, which keeps one address
+    /// ([`crate::model::shared_hosts`]).
+    pub sides: [Side; 2],
     /// The last record of its flow: the wire stage releases the flow's state and port.
     pub last: bool,
 }

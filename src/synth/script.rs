@@ -6,7 +6,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{Proto, SynthPacket, PLAN_CHOOSES};
+use super::{Proto, SynthPacket, OWN_SIDES, PLAN_CHOOSES};
 use crate::flow::Direction;
 use crate::rng::SplitMix64;
 
@@ -25,6 +25,7 @@ fn rec(flow_id: u64, proto: Proto, v6: bool, dir: Direction, ts_ns: i64, size: u
                 client_port: 0,
         client_rank: PLAN_CHOOSES,
         server_rank: PLAN_CHOOSES,
+        sides: OWN_SIDES,
         last: false,
     }
 }

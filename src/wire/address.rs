@@ -12,7 +12,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::cidr::Cidr;
 use crate::rng::SplitMix64;
-use crate::synth::{Proto, PLAN_CHOOSES};
+use crate::synth::{Proto, Side, PLAN_CHOOSES};
 
 /// Everything about addresses and frames a user can set (CLI flags and the daemon's TOML).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -219,21 +219,25 @@ impl AddressPlan {
         &self.cfg
     }
 
-    /// Endpoints for a new flow: `ports` are the client and server ports asked for (0: the
-    /// plan picks). `rng` is the flow's own stream.
-    pub fn allocate(&mut self, proto: Proto, v6: bool, client_rank: u32, server_rank: u32, ports: [u16; 2], rng: &mut SplitMix64) -> Endpoints {
+    /// Endpoints for a new flow. `hosts` are the client's and the server's (side, rank): the
+    /// side whose prefix and host count the rank is of (a host seen on both sides in training
+    /// keeps one side's address, [`crate::model::shared_hosts`]), and its rank there or
+    /// [`PLAN_CHOOSES`]. `ports` are the client and server ports asked for (0: the plan
+    /// picks). `rng` is the flow's own stream.
+    pub fn allocate(&mut self, proto: Proto, v6: bool, hosts: [(Side, u32); 2], ports: [u16; 2], rng: &mut SplitMix64) -> Endpoints {
         let [client_port, server_port] = ports;
-        let pick = |rank: u32, n: u32, rng: &mut SplitMix64| {
-            if rank == PLAN_CHOOSES { rng.below(u64::from(n)) } else { u64::from(rank % n) }
+        let v6 = v6 && proto != Proto::Arp;
+        let cfg = &self.cfg;
+        let mut pick = |(side, rank): (Side, u32)| {
+            let (n, prefix) = match (side, v6) {
+                (Side::Client, false) => (cfg.client_hosts, &cfg.client_v4),
+                (Side::Client, true) => (cfg.client_hosts, &cfg.client_v6),
+                (Side::Server, false) => (cfg.server_hosts, &cfg.server_v4),
+                (Side::Server, true) => (cfg.server_hosts, &cfg.server_v6),
+            };
+            host(prefix, if rank == PLAN_CHOOSES { rng.below(u64::from(n)) } else { u64::from(rank % n) })
         };
-        let ci = pick(client_rank, self.cfg.client_hosts, rng);
-        let si = pick(server_rank, self.cfg.server_hosts, rng);
-        let (cn, sn) = if v6 && proto != Proto::Arp {
-            (&self.cfg.client_v6, &self.cfg.server_v6)
-        } else {
-            (&self.cfg.client_v4, &self.cfg.server_v4)
-        };
-        let (client, server) = (host(cn, ci), host(sn, si));
+        let (client, server) = (pick(hosts[0]), pick(hosts[1]));
         let server_port = match (proto, server_port) {
             (Proto::Tcp, 0) => self.cfg.tcp_server_ports[rng.below(self.cfg.tcp_server_ports.len() as u64) as usize],
             (Proto::Udp, 0) => self.cfg.udp_server_ports[rng.below(self.cfg.udp_server_ports.len() as u64) as usize],
@@ -299,21 +303,27 @@ impl AddressPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth::OWN_SIDES;
+
+    /// Each rank of its own side.
+    fn own(client: u32, server: u32) -> [(Side, u32); 2] {
+        [(OWN_SIDES[0], client), (OWN_SIDES[1], server)]
+    }
 
     #[test]
     fn ports_never_collide_among_live_flows_and_come_back() {
         let cfg = WireConfig { client_hosts: 1, ephemeral_ports: [40000, 40009], ..WireConfig::default() };
         let mut plan = AddressPlan::new(cfg);
         let mut rng = SplitMix64::new(1);
-        let eps: Vec<Endpoints> = (0..10).map(|_| plan.allocate(Proto::Tcp, false, 0, 0, [0, 0], &mut rng)).collect();
+        let eps: Vec<Endpoints> = (0..10).map(|_| plan.allocate(Proto::Tcp, false, own(0, 0), [0, 0], &mut rng)).collect();
         let mut ports: Vec<u16> = eps.iter().map(|e| e.client_port).collect();
         ports.sort();
         assert_eq!(ports, (40000..40010).collect::<Vec<_>>());
         assert_eq!(plan.ports_exhausted, 0);
-        plan.allocate(Proto::Tcp, false, 0, 0, [0, 0], &mut rng);
+        plan.allocate(Proto::Tcp, false, own(0, 0), [0, 0], &mut rng);
         assert_eq!(plan.ports_exhausted, 1);
         plan.release(Proto::Tcp, &eps[3]);
-        let e = plan.allocate(Proto::Tcp, false, 0, 0, [0, 0], &mut rng);
+        let e = plan.allocate(Proto::Tcp, false, own(0, 0), [0, 0], &mut rng);
         assert_eq!(e.client_port, eps[3].client_port);
     }
 
@@ -321,30 +331,33 @@ mod tests {
     fn a_fixed_client_port_in_use_is_not_given_to_a_second_tcp_connection() {
         let mut plan = AddressPlan::new(WireConfig::default());
         let mut rng = SplitMix64::new(4);
-        let a = plan.allocate(Proto::Tcp, false, 0, 0, [502, 502], &mut rng);
-        let b = plan.allocate(Proto::Tcp, false, 0, 0, [502, 502], &mut rng);
+        let a = plan.allocate(Proto::Tcp, false, own(0, 0), [502, 502], &mut rng);
+        let b = plan.allocate(Proto::Tcp, false, own(0, 0), [502, 502], &mut rng);
         assert_eq!(a.client_port, 502);
         assert!((32768..=60999).contains(&b.client_port), "{}", b.client_port);
         // UDP peers share a fixed port (mDNS, NTP); TCP gets it back once the first connection ends
-        assert_eq!(plan.allocate(Proto::Udp, false, 0, 0, [5353, 5353], &mut rng).client_port, 5353);
-        assert_eq!(plan.allocate(Proto::Udp, false, 0, 1, [5353, 5353], &mut rng).client_port, 5353);
+        assert_eq!(plan.allocate(Proto::Udp, false, own(0, 0), [5353, 5353], &mut rng).client_port, 5353);
+        assert_eq!(plan.allocate(Proto::Udp, false, own(0, 1), [5353, 5353], &mut rng).client_port, 5353);
         plan.release(Proto::Tcp, &a);
-        assert_eq!(plan.allocate(Proto::Tcp, false, 0, 0, [502, 502], &mut rng).client_port, 502);
+        assert_eq!(plan.allocate(Proto::Tcp, false, own(0, 0), [502, 502], &mut rng).client_port, 502);
     }
 
     #[test]
     fn ranks_map_to_stable_hosts_inside_the_prefixes() {
         let mut plan = AddressPlan::new(WireConfig::default());
         let mut rng = SplitMix64::new(2);
-        let a = plan.allocate(Proto::Udp, false, 3, 1, [0, 0], &mut rng);
-        let b = plan.allocate(Proto::Udp, false, 3 + 65_534, 1 + 2 * 65_534, [0, 0], &mut rng);
+        let a = plan.allocate(Proto::Udp, false, own(3, 1), [0, 0], &mut rng);
+        let b = plan.allocate(Proto::Udp, false, own(3 + 65_534, 1 + 2 * 65_534), [0, 0], &mut rng);
         assert_eq!((a.client.ip, a.server.ip), (b.client.ip, b.server.ip), "rank wraps modulo client_hosts");
         assert_eq!(&a.client.ip[..4], &[10, 1, 0, 4]);
         assert_eq!(&a.server.ip[..4], &[10, 2, 0, 2]);
         assert!(matches!(a.server_port, 53 | 123));
         assert_eq!(a.client.mac, mac_for(&a.client.ip));
         assert_eq!(a.client.mac[0] & 0x03, 0x02, "locally administered unicast");
-        let v6 = plan.allocate(Proto::Tcp, true, 0, 0, [0, 8080], &mut rng);
+        // a host seen on both sides: the server end at a client-side rank
+        let c = plan.allocate(Proto::Udp, false, [(Side::Client, 7), (Side::Client, 3)], [0, 0], &mut rng);
+        assert_eq!((&c.client.ip[..4], &c.server.ip[..4]), (&[10, 1, 0, 8][..], &a.client.ip[..4]));
+        let v6 = plan.allocate(Proto::Tcp, true, own(0, 0), [0, 8080], &mut rng);
         assert_eq!(&v6.client.ip[..4], &[0xfd, 0, 0, 1]);
         assert_eq!(v6.server_port, 8080);
     }

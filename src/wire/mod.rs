@@ -171,7 +171,7 @@ impl FrameBuilder {
     fn start_flow(&mut self, rec: &SynthPacket) -> WireFlow {
         let mut rng = SplitMix64::for_item(self.seed, rec.flow_id);
         let v6 = rec.ip_version == 6 && rec.proto != Proto::Arp;
-        let ends = self.plan.allocate(rec.proto, v6, rec.client_rank, rec.server_rank, [rec.client_port, rec.server_port], &mut rng);
+        let ends = self.plan.allocate(rec.proto, v6, [(rec.sides[0], rec.client_rank), (rec.sides[1], rec.server_rank)], [rec.client_port, rec.server_port], &mut rng);
         let ip_hdr = if v6 { 40 } else { 20 };
         let mss = (self.mtu - ip_hdr - 20) as u16;
         self.stats.flows_started += 1;

@@ -82,6 +82,7 @@ pub fn udp_capture(path: &Path, gaps_ns: &[i64]) {
                 client_port: 0,
             client_rank: PLAN_CHOOSES,
             server_rank: PLAN_CHOOSES,
+            sides: trafgen::synth::OWN_SIDES,
             last: false,
         };
         let f = b.build(&rec).unwrap();
