@@ -12,7 +12,8 @@ use trafgen::flow::FlowKind;
 use trafgen::model::standing::{states, StandingFlow, GAP_QUANTILES};
 use trafgen::model::Model;
 use trafgen::model::client_port::{ClientPorts, FixedPort};
-use trafgen::synth::{Engine, EngineConfig, FlowBytes, FlowLengths, FlowTiming};
+use trafgen::model::shared_hosts::SharedHost;
+use trafgen::synth::{Engine, EngineConfig, FlowBytes, FlowLengths, FlowTiming, Side};
 
 fn model_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default")
@@ -122,7 +123,9 @@ fn memory_is_bounded_by_the_live_flow_cap() {
         }
     }
     assert!(e.stats().delayed_starts > 0, "the cap was reached");
-    assert!(rss_at[1] <= rss_at[0] + 4 << 20, "RSS grew from {} to {}", rss_at[0], rss_at[1]);
+    // RSS is the process's, and the other tests of this file run alongside: the bound is
+    // loose for them, and tight for a leak (90,000 packets keeping 350 bytes each)
+    assert!(rss_at[1] <= rss_at[0] + (32 << 20), "RSS grew from {} to {}", rss_at[0], rss_at[1]);
 }
 
 #[test]
@@ -389,8 +392,10 @@ fn services_keep_their_fixed_client_ports_and_single_flow_hosts_get_hosts_of_the
     let rows = m.aggregate.ports[kind.index()].iter().map(|w| FixedPort { server_port: w.value.0, ip_proto: w.value.1, client_port: 999, p: 0.5 });
     m.aggregate.client_ports = ClientPorts { rows: rows.collect() };
     m.aggregate.client_ports.rows.sort_by_key(|r| (r.server_port, r.ip_proto, r.client_port));
-    // every client rank from 2 on is a host seen once in training
+    // every client rank from 2 on is a host seen once in training (and none on both sides,
+    // whose ranks are hosts of the table wherever they lie)
     m.aggregate.fresh_rank = [2, u32::MAX];
+    m.aggregate.shared_hosts = Default::default();
     let cfg = EngineConfig { seed: 5, arrival_scale: 1000.0, flow_kinds: vec![kind], ..Default::default() };
     let run = |m: &Model| -> Vec<trafgen::synth::SynthPacket> {
         let mut e = Engine::new(m, cfg.clone()).unwrap();
@@ -417,6 +422,32 @@ fn services_keep_their_fixed_client_ports_and_single_flow_hosts_get_hosts_of_the
     plain.aggregate.fresh_rank = [u32::MAX; 2];
     let before = run(&plain);
     assert!(before.iter().zip(&flows).all(|(a, b)| (a.ts_ns, a.size, a.server_port) == (b.ts_ns, b.size, b.server_port)));
+}
+
+#[test]
+fn a_host_seen_on_both_sides_keeps_one_address() {
+    let m = load();
+    let shared = &m.aggregate.shared_hosts;
+    assert!(!shared.hosts.is_empty(), "the default model has hosts seen on both sides");
+    let mut e = Engine::new(&m, EngineConfig { seed: 3, arrival_scale: 1000.0, ..Default::default() }).unwrap();
+    e.limit_flows(5000);
+    let mut first: std::collections::BTreeMap<u64, trafgen::synth::SynthPacket> = Default::default();
+    for p in e.by_ref() {
+        first.entry(p.flow_id).or_insert(p);
+    }
+    // every end on the other side's prefix is a host of the table, at its kept side's rank
+    let mut crossed = 0;
+    for p in first.values() {
+        for (end, (side, rank)) in [(p.sides[0], p.client_rank), (p.sides[1], p.server_rank)].into_iter().enumerate() {
+            if side != trafgen::synth::OWN_SIDES[end] {
+                crossed += 1;
+                let kept = |h: &&SharedHost| if end == 0 { h.kept == Side::Server && h.server_rank == rank } else { h.kept == Side::Client && h.client_rank == rank };
+                assert!(shared.hosts.iter().any(|h| kept(&h)), "flow {}: end {end} at {side:?} rank {rank} is no shared host", p.flow_id);
+            }
+        }
+        assert_ne!((p.sides[0], p.client_rank), (p.sides[1], p.server_rank), "flow {}: one host at both ends", p.flow_id);
+    }
+    assert!(crossed > 50, "{crossed} of {} flows have an end on the other side", first.len());
 }
 
 #[test]
@@ -466,7 +497,6 @@ fn a_standing_flow_runs_through_the_stream_at_its_rate_with_its_ports() {
         v6: false,
         client_rank: 0,
         server_rank: 1,
-        sides: trafgen::synth::OWN_SIDES,
         mid_stream: false,
         share: 1.0,
         chain: Vec::new(),
