@@ -637,6 +637,13 @@ impl Aggregate {
             }
             agg.proto[k] = rv.iter().zip(&rp).map(|(&v, &p)| Weighted { value: v as u8, p }).collect();
         }
+        // per-component tables of the connected flows: one value per component, or none
+        let k = agg.flow[FlowKind::Connected.index()].as_ref().map_or(0, Gmm::k);
+        for (name, t) in [("open_connected", &agg.component_open_p), ("unanswered_connected", &agg.component_unanswered_p)] {
+            if !t.is_empty() && t.len() != k {
+                return Err(format!("tensor `{name}` has {} values for the {k} components of `flow_connected`", t.len()));
+            }
+        }
         Ok(agg)
     }
 }
@@ -836,6 +843,10 @@ mod open_tests {
         let older = Aggregate::from_named(&|n| named.get(n).filter(|_| !n.ends_with("_connected")).map(|t| t.shallow_clone())).unwrap();
         let d = older.sample_flow(&mut rng);
         assert_eq!((d.open_p, d.unanswered_p), (agg.tcp_open_p, 0.0));
+        // a table that is not one value per component is named
+        let short = Aggregate::from_named(&|n| if n == "unanswered_connected" { Some(Tensor::from_slice(&[0.5f64])) } else { named.get(n).map(|t| t.shallow_clone()) });
+        let e = short.err().unwrap_or_default();
+        assert!(e.contains("`unanswered_connected` has 1 values") && e.contains("components of `flow_connected`"), "{e}");
     }
 
     #[test]
