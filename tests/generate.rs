@@ -568,7 +568,9 @@ fn a_standing_flow_runs_through_the_stream_at_its_rate_with_its_ports() {
 #[test]
 fn a_warm_start_is_the_cold_streams_continuation_seen_mid_stream_and_valid() {
     let m = load();
-    let cfg = EngineConfig { seed: 6, arrival_scale: 50.0, ..Default::default() };
+    // (the default model's flows start 9 s apart on average, with pauses of up to an hour
+    // between sessions: at 500 times its rate, no pause is as long as the first 2 s)
+    let cfg = EngineConfig { seed: 6, arrival_scale: 500.0, ..Default::default() };
     // packets in the first and the second 2 s of a 4 s stream
     let windows = |cfg: EngineConfig| -> ([u64; 2], Vec<trafgen::synth::SynthPacket>) {
         let mut e = Engine::new(&m, cfg).unwrap();
@@ -578,14 +580,14 @@ fn a_warm_start_is_the_cold_streams_continuation_seen_mid_stream_and_valid() {
         ps.iter().for_each(|p| n[(p.ts_ns / 2_000_000_000) as usize] += 1);
         (n, ps)
     };
-    let (warm, ps) = windows(EngineConfig { warm_up_s: 120.0, ..cfg.clone() });
+    let (warm, ps) = windows(EngineConfig { warm_up_s: 20.0, ..cfg.clone() });
     assert!(ps.iter().all(|p| (0..4_000_000_000).contains(&p.ts_ns)), "every packet inside the window");
     assert!(ps.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns), "in time order");
     assert!(warm[0] > 0, "traffic from the first instant: {warm:?}");
-    // the warm stream is the cold one's continuation: the same flows, 120 s on
+    // the warm stream is the cold one's continuation: the same flows, 20 s on
     let mut e = Engine::new(&m, cfg.clone()).unwrap();
-    e.limit_duration(124_000_000_000);
-    let tail: Vec<i64> = e.filter(|p| p.ts_ns >= 120_000_000_000).map(|p| p.ts_ns - 120_000_000_000).collect();
+    e.limit_duration(24_000_000_000);
+    let tail: Vec<i64> = e.filter(|p| p.ts_ns >= 20_000_000_000).map(|p| p.ts_ns - 20_000_000_000).collect();
     assert_eq!(tail, ps.iter().map(|p| p.ts_ns).collect::<Vec<_>>());
     // the warm-up run ahead of time (as a sender's producer does it, showing progress, and
     // stopped once and resumed) gives the very same stream

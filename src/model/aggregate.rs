@@ -116,6 +116,10 @@ pub struct FlowDraw {
     pub unanswered_p: f64,
     pub packets: f64,
     pub bytes: f64,
+    /// Where `bytes` lies among the bytes of its size component's flows (0 the fewest, 1 the
+    /// most; 0.5 without a size model): what couples a flow's parts that the component's
+    /// table gives apart, such as the payload its FIN carries ([`crate::synth`]).
+    pub bytes_level: f64,
     pub duration_s: f64,
     pub server_port: u16,
     /// A fixed client port ([`ClientPorts::draw`], which the engine calls on a stream of its
@@ -258,14 +262,16 @@ fn rank_shares<'a>(rows: impl Iterator<Item = &'a FlowRow>, host: impl Fn(&FlowR
 }
 
 /// One point of `g` (a component by weight, then a point of it) and its component, mapped
-/// through the component's own marginals when the model has them.
-fn draw_point(g: &Gmm, marginals: Option<&Marginals>, rng: &mut SplitMix64) -> (usize, Vec<f64>) {
+/// through the component's own marginals when the model has them; and the point's level in
+/// each dimension within its component ([`Marginals::levels_of`]; 0.5 without marginals).
+fn draw_point(g: &Gmm, marginals: Option<&Marginals>, rng: &mut SplitMix64) -> (usize, Vec<f64>, Vec<f64>) {
     let c = g.draw_component(rng);
     let mut v = g.sample_component(c, rng);
+    let levels = marginals.map_or_else(|| vec![0.5; v.len()], |m| m.levels_of(c, &v));
     if let Some(m) = marginals {
         m.map(c, &mut v);
     }
-    (c, v)
+    (c, v, levels)
 }
 
 fn draw_rank(p: &[f64], rng: &mut SplitMix64) -> u32 {
@@ -397,12 +403,12 @@ impl Aggregate {
             }
         }
         let k = kind.index();
-        let (packets, bytes, duration_s, component) = match &self.flow[k] {
+        let (packets, bytes, bytes_level, duration_s, component) = match &self.flow[k] {
             Some(g) => {
-                let (c, v) = draw_point(g, self.marginals[k].as_ref(), rng);
-                (10f64.powf(v[0]).max(1.0), 10f64.powf(v[1]).max(1.0), 10f64.powf(v[2]), Some(c))
+                let (c, v, level) = draw_point(g, self.marginals[k].as_ref(), rng);
+                (10f64.powf(v[0]).max(1.0), 10f64.powf(v[1]).max(1.0), level[1], 10f64.powf(v[2]), Some(c))
             }
-            None => (2.0, 100.0, 0.0, None),
+            None => (2.0, 100.0, 0.5, 0.0, None),
         };
         let table = match component.and_then(|c| self.component_ports[k].get(c)) {
             Some(t) if !t.is_empty() => t,
@@ -426,6 +432,7 @@ impl Aggregate {
             unanswered_p,
             packets,
             bytes,
+            bytes_level,
             duration_s,
             server_port,
             client_port: 0,

@@ -125,6 +125,19 @@ impl Marginals {
         }
     }
 
+    /// Where a point drawn from component `c` (before [`Marginals::map`]) lies in each
+    /// dimension: `Φ((x − μ)/σ)`, the probability level [`Marginals::map`] reads its
+    /// quantiles at (0.5 where the component has no spread).
+    pub fn levels_of(&self, c: usize, x: &[f64]) -> Vec<f64> {
+        x.iter()
+            .enumerate()
+            .map(|(dim, &v)| match (self.sds.get(c * self.d + dim), self.means.get(c * self.d + dim)) {
+                (Some(&sd), Some(&m)) if sd > 0.0 && dim < self.d => normal_cdf((v - m) / sd),
+                _ => 0.5,
+            })
+            .collect()
+    }
+
     /// The quantiles as a `[K, D, levels]` tensor (NaN rows: components without marginals).
     pub fn to_tensor(&self) -> Tensor {
         Tensor::from_slice(&self.quantiles).view([self.k as i64, self.d as i64, self.levels as i64])
@@ -207,6 +220,30 @@ mod tests {
         // the Gaussian puts most of its mass between the modes; the mapped draws almost none
         assert!(plain_between > n / 3, "{plain_between}");
         assert!(between < n / 50, "{between} draws between the modes");
+    }
+
+    #[test]
+    fn a_draws_level_orders_its_mapped_value() {
+        let (gmm, rows, claimed) = bimodal();
+        let m = Marginals::fit(&gmm, &rows, &claimed, &[true, false]);
+        let mut rng = SplitMix64::new(4);
+        let mut drawn: Vec<(f64, f64)> = (0..500)
+            .map(|_| {
+                let mut x = gmm.sample_component(0, &mut rng);
+                let level = m.levels_of(0, &x)[1];
+                m.map(0, &mut x);
+                (level, x[1])
+            })
+            .collect();
+        // the level is where the mapped value lies: higher levels, more bytes
+        drawn.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(drawn.iter().all(|&(l, _)| (0.0..=1.0).contains(&l)));
+        assert!(drawn.windows(2).all(|w| w[0].1 <= w[1].1 + 1e-12), "mapped bytes fall as the level rises");
+        assert!(drawn[0].0 < 0.05 && drawn[499].0 > 0.95, "levels span 0..1");
+        // the mean of a dimension is level 0.5; a component without marginals is 0.5 anywhere
+        let mean = Vec::<f64>::try_from(gmm.means.get(0)).unwrap();
+        assert!((m.levels_of(0, &mean)[1] - 0.5).abs() < 1e-6);
+        assert_eq!(m.levels_of(7, &mean), vec![0.5, 0.5]);
     }
 
     #[test]

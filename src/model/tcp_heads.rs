@@ -270,6 +270,14 @@ impl TcpHeads {
     }
 
     /// A role's payload length (drawn apart from its size: the headers are the flow's).
+    /// The payload of `role` at probability level `level` (0..=1) of its training quantiles.
+    pub fn payload_at(&self, role: Role, level: f64) -> u32 {
+        let q = &self.payload[role as usize];
+        let pos = level.clamp(0.0, 1.0) * (QUANTILES - 1) as f64;
+        let lo = (pos.floor() as usize).min(QUANTILES - 2);
+        (q[lo] + (q[lo + 1] - q[lo]) * (pos - lo as f64)).round().clamp(0.0, 65_535.0) as u32
+    }
+
     pub fn sample_payload(&self, role: Role, rng: &mut SplitMix64) -> u32 {
         draw(&self.payload[role as usize], rng).round().clamp(0.0, 65_535.0) as u32
     }
@@ -402,6 +410,10 @@ mod tests {
         // payload rides on no handshake packet here; the data packet is not a head
         assert_eq!(h.sample_payload(Role::Syn, &mut rng), 0);
         assert_eq!(h.sample_payload(Role::FinFirst, &mut rng), 0);
+        // a payload at a level of its quantiles: the lowest, the middle, the highest
+        let mut spread = h.clone();
+        spread.payload[Role::FinFirst as usize] = std::array::from_fn(|i| 100.0 * i as f64);
+        assert_eq!([0.0, 0.5, 1.0, 2.0].map(|l| spread.payload_at(Role::FinFirst, l)), [0, 1600, 3200, 3200]);
         // unseen role: defaults
         let (dt, size) = TcpHeads::default().sample(Role::Syn, &mut rng);
         assert!((dt - 1e-4).abs() < 1e-9 && size == 60);

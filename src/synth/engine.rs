@@ -242,6 +242,9 @@ struct LiveFlow {
     bytes_goal: f64,
     /// Bytes of the packets generated so far.
     bytes: u64,
+    /// A steered flow closing with FINs: the payload its first and second FIN are to carry,
+    /// planned at its start ([`fin_plan`]) so that its data packets leave them that.
+    fin_plan: [u32; 2],
     /// The last token choice was steered, to this payload bin of its component.
     size_bin: Option<u8>,
     /// A standing flow's index in the aggregate model, when its own chain writes it instead
@@ -348,19 +351,19 @@ impl LiveFlow {
 
     /// The payload the next data packet should carry, and what the flow's data packets to
     /// come have left to carry in all: the drawn bytes less those sent, less the headers of
-    /// every packet to come and what the teardown's FINs typically carry (`fin_carry`), over
+    /// every packet to come and what the teardown's FINs are to carry (`fin_plan`), over
     /// the data packets to come. `None` when not steered.
-    fn payload_aim(&self, fin_carry: f64) -> Option<(f32, f32)> {
+    fn payload_aim(&self) -> Option<(f32, f32, f32)> {
         // (the handshake the LSTM replays first is not steered: its tokens send nothing)
         if !self.bytes_goal.is_finite() || self.opening > 0 {
             return None;
         }
         let tail = self.close.0.packets() * u32::from(self.proto == Proto::Tcp);
-        let fins = if matches!(self.close.0, Close::FourWay | Close::ThreeWay) && self.proto == Proto::Tcp { fin_carry } else { 0.0 };
+        let fins = f64::from(self.fin_plan[0] + self.fin_plan[1]);
         let left = self.target.saturating_sub(self.packets.saturating_add(tail)).max(1);
         let headers = f64::from(self.ip_hdr + self.l4_hdr);
         let budget = self.bytes_goal - self.bytes as f64 - f64::from(left + tail) * headers - fins;
-        Some(((budget / f64::from(left)) as f32, budget as f32))
+        Some(((budget / f64::from(left)) as f32, budget as f32, left as f32))
     }
 
     fn record(&self, p: &Pending) -> SynthPacket {
@@ -392,8 +395,6 @@ pub struct Engine<'m> {
     heads: TcpHeads,
     /// What the heads' handshake and close typically take ([`data_pace_ns`]).
     head_spans: HeadSpans,
-    /// What a closing FIN exchange typically carries ([`fin_carry`]).
-    fin_carry: f64,
     hidden: usize,
     /// Per slot: LSTM state h and c (H floats each).
     h: Vec<f32>,
@@ -482,7 +483,6 @@ impl<'m> Engine<'m> {
             bank,
             heads: model.tcp.clone(),
             head_spans: head_spans(&model.tcp),
-            fin_carry: fin_carry(&model.tcp),
             hidden,
             h: Vec::new(),
             c: Vec::new(),
@@ -625,6 +625,7 @@ impl<'m> Engine<'m> {
             unanswered_p: 0.0,
             packets: f64::from(u32::MAX - 1),
             bytes: 0.0,
+            bytes_level: 0.5,
             duration_s: 0.0,
             server_port: s.server_port,
             client_port: s.client_port,
@@ -660,7 +661,7 @@ impl<'m> Engine<'m> {
         };
         // a host seen on both sides in training: at its one address whichever side it is on
         let [(client_side, client_rank), (server_side, server_rank)] = self.model.aggregate.shared_hosts.place(d.client_rank, d.server_rank);
-        let flow = LiveFlow {
+        let mut flow = LiveFlow {
             id,
             kind: d.kind,
             proto,
@@ -694,9 +695,13 @@ impl<'m> Engine<'m> {
                 _ => f64::NAN,
             },
             bytes: 0,
+            fin_plan: [0; 2],
             size_bin: None,
             chain: NO_CHAIN,
         };
+        if flow.bytes_goal.is_finite() && proto == Proto::Tcp {
+            flow.fin_plan = fin_plan(&self.heads, close.0, d.bytes_level);
+        }
         let slot = match self.free.pop() {
             Some(s) => {
                 self.flows[s as usize] = Some(flow);
@@ -732,7 +737,7 @@ impl<'m> Engine<'m> {
         let b = &mut self.batch;
         // flows are worked on in place (a flow is a few hundred bytes: moving it out and back
         // cost more than its LSTM step at small hidden sizes)
-        let mut rules = Rules { cfg: &self.cfg, standing: &self.model.aggregate.standing, lstm: &self.lstm, bank: &self.bank, heads: &self.heads, fin_carry: self.fin_carry, stats: &mut self.stats };
+        let mut rules = Rules { cfg: &self.cfg, standing: &self.model.aggregate.standing, lstm: &self.lstm, bank: &self.bank, heads: &self.heads, stats: &mut self.stats };
         loop {
             for k in 0..3 {
                 b.slots[k].clear();
@@ -762,9 +767,9 @@ impl<'m> Engine<'m> {
                     // END is the last output: left out while the flow is short of its length
                     let logits = &b.logits[i * out..(i + 1) * out - usize::from(f.wants_more())];
                     let bins = rules.bank.bin_payloads();
-                    let token = match f.payload_aim(rules.fin_carry) {
-                        Some((aim, budget)) if logits.len() * BINS == bins.len() => {
-                            let (token, bin) = sample_towards(logits, bins, aim, budget, &mut b.choices, &mut f.rng);
+                    let token = match f.payload_aim() {
+                        Some((aim, budget, left)) if logits.len() * BINS == bins.len() => {
+                            let (token, bin) = sample_towards(logits, bins, aim, budget, left, &mut b.choices, &mut f.rng);
                             f.size_bin = Some(bin as u8);
                             token
                         }
@@ -800,8 +805,6 @@ struct Rules<'e> {
     lstm: &'e [Option<LeanLstm>; 3],
     bank: &'e PacketBank,
     heads: &'e TcpHeads,
-    /// What a closing FIN exchange typically carries ([`fin_carry`]).
-    fin_carry: f64,
     stats: &'e mut EngineStats,
 }
 
@@ -958,13 +961,19 @@ impl Rules<'_> {
                 Close::None => &[],
             };
             let skip = usize::from(fin_from.is_some());
-            for &(role, dir, flags) in &steps[skip.min(steps.len())..] {
+            let rest = &steps[skip.min(steps.len())..];
+            for (i, &(role, dir, flags)) in rest.iter().enumerate() {
                 let (dt, _) = self.heads.sample(role, &mut f.rng);
                 let (size, flags) = if flags & TcpFlags::FIN != 0 {
                     // a FIN may carry the sender's last data, pushed, as in training; a steered
                     // flow's FIN carries what its drawn bytes have left ([`fin_payload`])
-                    let drawn = self.heads.sample_payload(role, &mut f.rng);
-                    let payload = if f.bytes_goal.is_finite() { fin_payload(f, drawn, steps.len(), self.heads.payload[role as usize][QUANTILES - 1]) } else { drawn };
+                    let payload = if f.bytes_goal.is_finite() {
+                        let second = usize::from(role == Role::FinSecond);
+                        let after = if second == 0 { f.fin_plan[1] } else { 0 };
+                        fin_payload(f, f.fin_plan[second], after, rest.len() - i, self.heads.payload[role as usize][QUANTILES - 1])
+                    } else {
+                        self.heads.sample_payload(role, &mut f.rng)
+                    };
                     (f.ip_hdr + f.l4_hdr + payload, if payload > 0 { flags | TcpFlags::PSH } else { flags })
                 } else {
                     // ACKs and RSTs carry no payload
@@ -1054,22 +1063,28 @@ fn data_pace_ns(d: &FlowDraw, target: u32, head_span_s: &HeadSpans, close: Close
     (d.duration_s - head_s).max(0.25 * d.duration_s) * NS / f64::from(gaps)
 }
 
-/// Mean payload the two FINs of a closing exchange carry (a server's last data often rides on
-/// its FIN): what a steered flow's data packets leave for them.
-fn fin_carry(heads: &TcpHeads) -> f64 {
-    let mean = |r: Role| heads.payload[r as usize].iter().sum::<f64>() / QUANTILES as f64;
-    mean(Role::FinFirst) + mean(Role::FinSecond)
+/// The payload a steered TCP flow's first and second FIN are to carry (a server's last data
+/// often rides on its FIN): the heads' payload quantiles read at the flow's bytes level
+/// within its size component, so a flow with more bytes than its like carries its kind's
+/// bigger FIN (an IoT hub's 854-byte status report and not its 452-byte one), as in
+/// training, where the report is the bulk of the flow. Nothing without a FIN exchange.
+fn fin_plan(heads: &TcpHeads, close: Close, bytes_level: f64) -> [u32; 2] {
+    match close {
+        Close::FourWay | Close::ThreeWay => [heads.payload_at(Role::FinFirst, bytes_level), heads.payload_at(Role::FinSecond, bytes_level)],
+        Close::Rst | Close::None => [0; 2],
+    }
 }
 
-/// A steered flow's FIN payload: none when the heads drew none (so FINs carry data as often
-/// as in training), else what the flow's drawn bytes have left after the headers of the
-/// `steps` teardown packets (at most the most the role carried in training).
-fn fin_payload(f: &LiveFlow, drawn: u32, steps: usize, most: f64) -> u32 {
-    if drawn == 0 {
+/// A steered flow's FIN payload: none when its plan has none (so FINs carry data as often as
+/// in training), else what the flow's drawn bytes have left after the headers of the `steps`
+/// teardown packets to come (this one's among them) and the `after` bytes a later FIN is to
+/// carry (at most the most the role carried in training).
+fn fin_payload(f: &LiveFlow, planned: u32, after: u32, steps: usize, most: f64) -> u32 {
+    if planned == 0 {
         return 0;
     }
     let headers = f64::from(f.ip_hdr + f.l4_hdr) * steps as f64;
-    (f.bytes_goal - f.bytes as f64 - headers).clamp(0.0, most.max(0.0)) as u32
+    (f.bytes_goal - f.bytes as f64 - headers - f64::from(after)).clamp(0.0, most.max(0.0)) as u32
 }
 
 /// Appends a packet `dt_ns` after the flow's previous one.
@@ -1275,5 +1290,23 @@ impl Engine<'_> {
             return Some(arrivals.unwrap_or(0.0) + self.standing_pps);
         }
         arrivals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flows_fins_carry_the_payload_at_its_bytes_level() {
+        let mut heads = TcpHeads::default();
+        // first FINs: none in the lowest eighth of flows, then 100 bytes a step up to 3,200
+        heads.payload[Role::FinFirst as usize] = std::array::from_fn(|i| if i < 4 { 0.0 } else { 100.0 * i as f64 });
+        heads.payload[Role::FinSecond as usize] = [7.0; QUANTILES];
+        assert_eq!(fin_plan(&heads, Close::FourWay, 1.0), [3200, 7]);
+        assert_eq!(fin_plan(&heads, Close::ThreeWay, 0.5), [1600, 7]);
+        assert_eq!(fin_plan(&heads, Close::FourWay, 0.05), [0, 7], "a small flow's FIN carries nothing");
+        assert_eq!(fin_plan(&heads, Close::Rst, 1.0), [0, 0]);
+        assert_eq!(fin_plan(&heads, Close::None, 1.0), [0, 0]);
     }
 }

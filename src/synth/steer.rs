@@ -11,7 +11,11 @@
 //! bins), weighted by
 //! - the LSTM's probability of the component,
 //! - a preference for payloads near the aim (a Gaussian in `ln(payload + 40)`), so a flow of
-//!   300-byte packets gets packets near 300 bytes rather than an even mix of 75 and 600,
+//!   300-byte packets gets packets near 300 bytes rather than an even mix of 75 and 600; its
+//!   width grows with the packets the aim is spread over, as the aim is then an average and
+//!   not each packet's size (an IoT hub's flow sends a 200-byte request, an ACK and a
+//!   17-byte one before its 854-byte report rides on its FIN: with the preference as narrow
+//!   for all four, the request came out as an ACK and a 150-byte packet took the ACK's place),
 //! - an exponential tilt `e^{θ x}` whose θ makes the expected payload the aim: among all
 //!   distributions with that mean, the tilted one is the closest to the weights before it
 //!   (least Kullback–Leibler divergence), so the sequence keeps its shape.
@@ -46,8 +50,9 @@ const CLOSE_ENOUGH: f32 = 0.5;
 /// full tilt could still make one 160 times as likely as the likeliest).
 const NEGLIGIBLE: f32 = 1e-3;
 
-/// Width of the preference for choices near the aim: e-folds of `ln(payload + KERNEL_C)`
-/// (0.5: a choice 1.65 times the aim (plus KERNEL_C) weighs e^-0.5 of one at the aim).
+/// Width of the preference for choices near the aim, for the flow's last data packet: e-folds
+/// of `ln(payload + KERNEL_C)` (0.5: a choice 1.65 times the aim (plus KERNEL_C) weighs
+/// e^-0.5 of one at the aim). An aim spread over `n` packets has `n` times the width.
 const KERNEL_WIDTH: f32 = 0.5;
 /// Bytes added to payloads before taking their logarithm, so that an empty ACK and a
 /// 20-byte segment are near, as on the wire (their headers make them so).
@@ -90,15 +95,17 @@ impl Choices {
 /// Samples a component from `logits` (one per component, END left out) and a payload bin of
 /// it ([`crate::model::packet_bank::PacketBank::bin_payloads`], `bins`), tilted so that the
 /// expected payload is `goal` bytes, as near as the tilt bound allows, and choices near the
-/// goal are preferred (`KERNEL_WIDTH`); `budget` is the payload the flow has left to carry
-/// in all (`SLACK`). Returns (component, bin).
-pub fn sample_towards(logits: &[f32], bins: &[f32], goal: f32, budget: f32, c: &mut Choices, rng: &mut SplitMix64) -> (usize, usize) {
+/// goal are preferred (`KERNEL_WIDTH`, times `left`: the data packets the goal is the mean
+/// of); `budget` is the payload the flow has left to carry in all (`SLACK`). Returns
+/// (component, bin).
+pub fn sample_towards(logits: &[f32], bins: &[f32], goal: f32, budget: f32, left: f32, c: &mut Choices, rng: &mut SplitMix64) -> (usize, usize) {
     debug_assert_eq!(logits.len() * BINS, bins.len());
     if c.log_bins.len() != bins.len() {
         c.learn(bins);
     }
     let log_goal = (goal.max(0.0) + KERNEL_C).ln();
-    let spread = 0.5 / (KERNEL_WIDTH * KERNEL_WIDTH);
+    let width = KERNEL_WIDTH * left.max(1.0);
+    let spread = 0.5 / (width * width);
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     c.weight.clear();
     c.payload.clear();
@@ -255,7 +262,7 @@ mod tests {
         let mut c = Choices::default();
         (0..n)
             .map(|_| {
-                let (k, b) = sample_towards(logits, bins, goal, f32::INFINITY, &mut c, &mut rng);
+                let (k, b) = sample_towards(logits, bins, goal, f32::INFINITY, 1.0, &mut c, &mut rng);
                 f64::from(bins[k * BINS + b])
             })
             .sum::<f64>()
@@ -300,12 +307,27 @@ mod tests {
         let mut rng = SplitMix64::new(3);
         let mut c = Choices::default();
         let n = 20_000;
-        let near = (0..n).filter(|_| (198..=280).contains(&(bins[sample_towards(&[0.0], &bins, 273.0, f32::INFINITY, &mut c, &mut rng).1] as i32))).count();
+        let near = (0..n).filter(|_| (198..=280).contains(&(bins[sample_towards(&[0.0], &bins, 273.0, f32::INFINITY, 1.0, &mut c, &mut rng).1] as i32))).count();
         assert!(near as f64 > 0.6 * n as f64, "{near} of {n} within 198-280 bytes");
         // and the LSTM's preferences still count: a component it gives e^4 more stays ahead
         let two = flat(&[260.0, 300.0]);
-        let first = (0..n).filter(|_| sample_towards(&[4.0, 0.0], &two, 300.0, f32::INFINITY, &mut c, &mut rng).0 == 0).count();
+        let first = (0..n).filter(|_| sample_towards(&[4.0, 0.0], &two, 300.0, f32::INFINITY, 1.0, &mut c, &mut rng).0 == 0).count();
         assert!(first as f64 > 0.9 * n as f64, "{first} of {n}");
+    }
+
+    #[test]
+    fn an_aim_over_several_packets_keeps_the_lstms_mix() {
+        // the LSTM says an ACK or a 200-byte request, seldom a 100-byte packet; aimed at 100
+        let logits = [0.45f32.ln(), 0.1f32.ln(), 0.45f32.ln()];
+        let bins = flat(&[0.0, 100.0, 200.0]);
+        let mut rng = SplitMix64::new(11);
+        let mut c = Choices::default();
+        let n = 20_000;
+        let middle = |left: f32, c: &mut Choices, rng: &mut SplitMix64| (0..n).filter(|_| sample_towards(&logits, &bins, 100.0, f32::INFINITY, left, c, rng).0 == 1).count() as f64 / n as f64;
+        // the last packet: near the aim; one of four: the aim is their mean, the mix stays
+        let (last, one_of_four) = (middle(1.0, &mut c, &mut rng), middle(4.0, &mut c, &mut rng));
+        assert!(last > 0.3, "{last} {one_of_four}");
+        assert!(one_of_four < 0.15, "{last} {one_of_four}");
     }
 
     #[test]
@@ -322,11 +344,11 @@ mod tests {
         let mut rng = SplitMix64::new(5);
         let three = flat(&[0.0, 1448.0, 300.0]);
         for _ in 0..1000 {
-            let (k, _) = sample_towards(&[0.0, 5.0, 0.0], &three, 250.0, 200.0, &mut c, &mut rng);
+            let (k, _) = sample_towards(&[0.0, 5.0, 0.0], &three, 250.0, 200.0, 1.0, &mut c, &mut rng);
             assert_ne!(k, 1);
         }
         // with every choice over it, the budget leaves none out
-        let (k, _) = sample_towards(&[0.0], &flat(&[1448.0]), 0.0, -50.0, &mut c, &mut rng);
+        let (k, _) = sample_towards(&[0.0], &flat(&[1448.0]), 0.0, -50.0, 1.0, &mut c, &mut rng);
         assert_eq!(k, 0);
         // equal payloads or a NaN goal: no tilt
         assert_eq!(tilt(&[1.0, 1.0], &[5.0, 5.0], 100.0, &mut Vec::new()), 0.0);
