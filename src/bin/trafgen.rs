@@ -98,7 +98,7 @@ struct TrainArgs {
     /// Most epochs per level (early stopping on held-out flows may stop sooner).
     #[arg(long, default_value_t = 20)]
     epochs: usize,
-    /// Seed of every random choice: same data + seed + device = same model on CPU.
+    /// Seed of every random choice: same data + seed + device = same model on the same kind of CPU.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Where to train.

@@ -75,7 +75,7 @@ fn manifest_err(path: &Path, text: &str, e: toml::de::Error) -> ModelError {
 pub fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), ModelError> {
     let path = dir.join(MANIFEST);
     let text = toml::to_string_pretty(m).map_err(|e| ModelError::Write { path: path.clone(), msg: e.to_string() })?;
-    let header = "# trafgen model manifest: how this model was made and how to read it.\n# Retrain with the `command` below (same inputs, seed and device give the same model on CPU).\n\n";
+    let header = "# trafgen model manifest: how this model was made and how to read it.\n# Retrain with the `command` below (same inputs, seed and device give the same model on the same kind of CPU).\n\n";
     std::fs::write(&path, format!("{header}{text}")).map_err(|e| ModelError::Write { path, msg: e.to_string() })
 }
 

@@ -1,6 +1,7 @@
 //! Training all three levels from captures: ingestion → features → VAE → latent GMM →
 //! per-kind flow LSTMs → aggregate model, with a held-out split of flows for early stopping.
-//! Everything random is seeded: the same data, seed and device give the same model on CPU.
+//! Everything random is seeded: the same data, seed and device give the same model on CPU
+//! (on the same kind of CPU: libtorch's kernels round differently across CPU types).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
