@@ -185,6 +185,7 @@ fn a_flow_on_the_4_tuple_of_one_that_ended_open_continues_its_sequence_space() {
         server_rank: 0,
         sides: trafgen::synth::OWN_SIDES,
         last,
+        hidden: false,
     };
     let seg = |b: &mut FrameBuilder, r: SynthPacket| {
         let f = b.build(&r).unwrap();
@@ -210,6 +211,47 @@ fn a_flow_on_the_4_tuple_of_one_that_ended_open_continues_its_sequence_space() {
     assert_eq!(b.kept_connections(), 0);
     seg(&mut b, rec(5000, 2_000_000, true, A, true));
     assert_eq!(b.kept_connections(), 1);
+}
+
+#[test]
+fn a_hidden_record_moves_the_connection_on_and_makes_no_frame() {
+    // a flow seen from its server's side only: the client's SYN, ACK and data are hidden
+    let mut b = FrameBuilder::new(WireConfig::default(), 5).unwrap();
+    let rec = |ts_ns: i64, fwd: bool, flags: u16, size: u32, hidden: bool| SynthPacket {
+        flow_id: 1,
+        proto: Proto::Tcp,
+        ip_version: 4,
+        direction: if fwd { Direction::Forward } else { Direction::Backward },
+        ts_ns,
+        size,
+        tcp_flags: flags,
+        server_port: 443,
+        client_port: 0,
+        client_rank: 0,
+        server_rank: 0,
+        sides: trafgen::synth::OWN_SIDES,
+        last: false,
+        hidden,
+    };
+    let seg = |b: &mut FrameBuilder, r: SynthPacket| {
+        let f = b.build(&r)?;
+        let frame = [f.header, f.payload].concat();
+        let p = decode(LinkType::Ethernet, 0, 0, frame.len() as u32, &frame);
+        let t = p.tcp().unwrap();
+        Some((t.seq, t.ack, t.flags.0, p.payload_len()))
+    };
+    assert!(seg(&mut b, rec(0, true, 0x02, 60, true)).is_none(), "the SYN is not seen");
+    let (sa_seq, sa_ack, sa_flags, _) = seg(&mut b, rec(1_000, false, 0x12, 60, false)).unwrap();
+    assert_eq!(sa_flags & 0x12, 0x12, "the SYN-ACK is the first frame");
+    assert!(seg(&mut b, rec(2_000, true, 0x10, 52, true)).is_none());
+    let (s1, a1, _, l1) = seg(&mut b, rec(3_000, false, 0x18, 300, false)).unwrap();
+    assert_eq!((s1, a1), (sa_seq.wrapping_add(1), sa_ack), "the handshake's numbers go on");
+    assert!(seg(&mut b, rec(4_000, true, 0x18, 200, true)).is_none());
+    let (s2, a2, _, _) = seg(&mut b, rec(5_000, false, 0x18, 300, false)).unwrap();
+    assert_eq!(s2, s1.wrapping_add(l1));
+    assert!(a2.wrapping_sub(a1) > 0 && a2.wrapping_sub(a1) < 200, "the hidden data is acknowledged: {a1} -> {a2}");
+    let st = b.stats();
+    assert_eq!((st.frames, st.hidden, st.repairs.total()), (3, 3, 0));
 }
 
 fn arb_record() -> impl Strategy<Value = SynthPacket> {
@@ -239,6 +281,7 @@ fn arb_record() -> impl Strategy<Value = SynthPacket> {
             server_rank: (flow % 3) as u32,
             sides: trafgen::synth::OWN_SIDES,
             last,
+            hidden: false,
         })
 }
 

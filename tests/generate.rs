@@ -292,6 +292,75 @@ fn an_attempt_nobody_answers_sends_its_syn_again_and_nothing_else() {
 }
 
 #[test]
+fn a_flow_seen_from_one_side_hides_the_other_sides_packets() {
+    let mut m = load();
+    let k = m.aggregate.flow[FlowKind::Connected.index()].as_ref().unwrap().k();
+    // every TCP flow opens, is answered, and is seen from the client's side or the server's,
+    // half each (a tap on one direction of a link)
+    m.aggregate.component_open_p = vec![1.0; k];
+    m.aggregate.component_unanswered_p = vec![0.0; k];
+    m.aggregate.component_one_sided_p = vec![[0.5, 0.5]; k];
+    m.aggregate.standing.clear();
+    let cfg = EngineConfig { seed: 14, arrival_scale: 1000.0, flow_kinds: vec![FlowKind::Connected], ..Default::default() };
+    let mut e = Engine::new(&m, cfg.clone()).unwrap();
+    e.limit_flows(600);
+    let mut flows: std::collections::HashMap<u64, Vec<(u16, bool, bool)>> = Default::default();
+    for p in e.by_ref() {
+        flows.entry(p.flow_id).or_default().push((p.tcp_flags, p.direction == trafgen::flow::Direction::Forward, p.hidden));
+    }
+    use trafgen::capture::TcpFlags;
+    let (mut from_client, mut from_server) = (0, 0);
+    for v in flows.values() {
+        let seen: Vec<_> = v.iter().filter(|r| !r.2).collect();
+        let side = seen[0].1;
+        assert!(seen.iter().all(|r| r.1 == side), "one side seen: {v:?}");
+        // the other side's packets are there for the connection's state, hidden
+        assert!(v.iter().filter(|r| r.1 != side).all(|r| r.2), "{v:?}");
+        // the handshake as that side sends it
+        let first = if side { TcpFlags::SYN } else { TcpFlags::SYN | TcpFlags::ACK };
+        assert_eq!(seen[0].0, first, "{v:?}");
+        if side { from_client += 1 } else { from_server += 1 }
+    }
+    assert!((200..=400).contains(&from_client) && from_client + from_server == 600, "{from_client} from the client, {from_server} from the server");
+    let hidden: u64 = flows.values().map(|v| v.iter().filter(|r| r.2).count() as u64).sum();
+    assert_eq!(e.stats().hidden_packets, hidden);
+    // on the wire: only the seen side's frames, as many as the flows drew (the same as with
+    // both sides seen), and no repair the hidden records caused; the server-side flows show
+    // SYN-ACKs without SYNs, as a one-sided capture does
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("one-sided.pcap");
+    let opts = trafgen::generate::GenerateOptions {
+        engine: cfg,
+        packets: None,
+        flows: Some(300),
+        duration_s: None,
+        pps: None,
+        mbps: None,
+        start_ns: 1_700_000_000_000_000_000,
+        wire: Default::default(),
+        format: trafgen::sink::OutputFormat::Pcap,
+    };
+    let run = |m: &Model, both_sides: bool| {
+        let opts = trafgen::generate::GenerateOptions { engine: EngineConfig { both_sides, ..opts.engine.clone() }, ..opts.clone() };
+        trafgen::generate::generate(m, &opts, &path, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| {}).unwrap().write.wire
+    };
+    let one_sided = std::mem::take(&mut m.aggregate.component_one_sided_p);
+    let both = run(&m, false);
+    m.aggregate.component_one_sided_p = one_sided;
+    // `--both-sides`: whole conversations from the same model, as if it had none
+    assert_eq!(run(&m, true), both);
+    let wire = run(&m, false);
+    assert_eq!((both.hidden, wire.frames), (0, both.frames));
+    assert!(wire.hidden > 0);
+    let r = &wire.repairs;
+    assert_eq!((r.handshake_forced, r.flags_removed, r.data_after_fin, r.dropped_after_rst), (0, 0, 0, 0), "{r:?}");
+    let o = trafgen(&["validate", "--json", path.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    eprintln!("{report}");
+    assert!(report.to_string().contains("syn_ack_without_syn"), "{report}");
+}
+
+#[test]
 fn the_lstm_replays_no_handshake_as_data() {
     // the LSTM learnt whole flows, handshake first: after the heads' handshake its own SYN,
     // SYN-ACK and ACK tokens move its state on and send nothing (they once came out as empty

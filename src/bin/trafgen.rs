@@ -257,6 +257,11 @@ struct GenerateArgs {
     /// cut from ongoing traffic). 0 = cold start: every flow from its first packet.
     #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
     warm_up: f64,
+    /// Every TCP flow with both its sides, complete conversations, even where the model learnt
+    /// from a capture point that saw one side of its flows (then it generates flows seen
+    /// from one side as often: a SYN-ACK without its SYN, data without its ACKs).
+    #[arg(long)]
+    both_sides: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -571,6 +576,7 @@ fn generate(args: &GenerateArgs) -> Result<()> {
             flow_lengths: args.flow_lengths.lengths(),
             flow_timing: args.flow_timing.timing(),
             flow_bytes: args.flow_bytes.bytes(),
+            both_sides: args.both_sides,
             ..Default::default()
         },
         packets: if no_limit { Some(100_000) } else { args.packets },
@@ -621,6 +627,9 @@ fn generate(args: &GenerateArgs) -> Result<()> {
     println!("packets   connected {}, unconnected {}, noflow {}", e.packets[0], e.packets[1], e.packets[2]);
     if e.warm_up_packets > 0 {
         println!("warm-up   {} packets generated before the start, left out", e.warm_up_packets);
+    }
+    if e.hidden_packets > 0 {
+        println!("one-sided {} packets of flows' unseen sides kept out of the file (--both-sides for whole conversations)", e.hidden_packets);
     }
     if let Some(p) = s.pilot {
         println!("rate      model at scale 1: {:.0} pps, {:.3} Mbit/s; flow-arrival scale {:.4}", p.pps, p.bps / 1e6, s.arrival_scale);

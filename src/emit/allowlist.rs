@@ -176,6 +176,7 @@ mod tests {
                 server_rank: PLAN_CHOOSES,
                 sides: crate::synth::OWN_SIDES,
                 last: i == 1,
+                hidden: false,
             };
             let f = b.build(&rec).unwrap();
             out.push([f.header, f.payload].concat());

@@ -18,7 +18,7 @@ use super::gmm::{Gmm, GmmError, GmmFitOptions};
 use super::marginals::Marginals;
 use super::shared_hosts::{self, SharedHosts};
 use super::standing::{self, StandingFlow};
-use crate::flow::FlowKind;
+use crate::flow::{Direction, FlowKind};
 use crate::rng::SplitMix64;
 
 /// Below this many flows, a kind's size GMM has one component.
@@ -41,6 +41,9 @@ pub const MAX_PORTS: usize = 64;
 /// The first host rank given to hosts of their own (`Aggregate::fresh_rank`): past every rank of
 /// the tables, so that a fresh host is none of the table's.
 pub const FRESH_HOSTS: u32 = MAX_RANKS as u32;
+
+/// The tensor of the connected flows' one-sided shares, [components, 2].
+const ONE_SIDED: &str = "one_sided_connected";
 
 /// One row of a categorical table: a value and its probability.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -97,6 +100,11 @@ pub struct Aggregate {
     /// answered (a scan's or a dead server's SYNs, retransmitted). Empty: models before it
     /// (every flow answered).
     pub component_unanswered_p: Vec<f64>,
+    /// Per component of the connected flows' GMM: the shares of its answered flows of which
+    /// only the client's packets, or only the server's, were seen (a tap on one direction of a
+    /// backbone link sees a SYN-ACK and no SYN, a FIN and no reply). Empty: models before it
+    /// (both sides of every flow seen).
+    pub component_one_sided_p: Vec<[f64; 2]>,
     /// Fixed client ports per service (empty: models before the table; every client port is
     /// then the address plan's ephemeral pick).
     pub client_ports: ClientPorts,
@@ -114,6 +122,9 @@ pub struct FlowDraw {
     pub open_p: f64,
     /// A connected flow that opens: the probability that nothing answers it (its component's).
     pub unanswered_p: f64,
+    /// A connected flow that is answered: the probabilities that only its client's packets,
+    /// or only its server's, are seen (its component's).
+    pub one_sided_p: [f64; 2],
     pub packets: f64,
     pub bytes: f64,
     /// Where `bytes` lies among the bytes of its size component's flows (0 the fewest, 1 the
@@ -184,6 +195,19 @@ fn open_share<'a>(rows: impl Iterator<Item = &'a FlowRow>, settle_s: f64) -> Opt
     let later: Vec<&FlowRow> = conn.iter().copied().filter(|r| r.since_capture_start_s > settle_s).collect();
     let pool = if later.len() >= 8 { later } else { conn };
     Some(pool.iter().filter(|r| !r.mid_stream).count() as f64 / pool.len() as f64)
+}
+
+/// Shares of the answered TCP flows among `rows` seen from the client's side only and from the
+/// server's side only (0 without any).
+fn one_sided_shares<'a>(rows: impl Iterator<Item = &'a FlowRow>) -> [f64; 2] {
+    let (mut answered, mut sides) = (0u64, [0u64; 2]);
+    for r in rows.filter(|r| r.kind == FlowKind::Connected && !r.unanswered) {
+        answered += 1;
+        if let Some(d) = r.one_side {
+            sides[usize::from(d == Direction::Backward)] += 1;
+        }
+    }
+    sides.map(|n| if answered == 0 { 0.0 } else { n as f64 / answered as f64 })
 }
 
 /// Share of the opening TCP flows among `rows` that nobody answered (0 without any).
@@ -316,6 +340,7 @@ impl Aggregate {
         let mut marginals: [Option<Marginals>; 3] = [None, None, None];
         let mut component_open_p = Vec::new();
         let mut component_unanswered_p = Vec::new();
+        let mut component_one_sided_p = Vec::new();
         let settle = settle_s(rows);
         let tcp_open_p = tcp_open_share(rows);
         let mut ports: [Vec<Weighted<(u16, u8)>>; 3] = Default::default();
@@ -352,6 +377,7 @@ impl Aggregate {
                 if kind == FlowKind::Connected {
                     component_open_p = (0..g.k() as i64).map(|c| settle.and_then(|s| open_share(claimed_by(c), s)).unwrap_or(tcp_open_p)).collect();
                     component_unanswered_p = (0..g.k() as i64).map(|c| unanswered_share(claimed_by(c))).collect();
+                    component_one_sided_p = (0..g.k() as i64).map(|c| one_sided_shares(claimed_by(c))).collect();
                 }
                 flow[k] = Some(g);
             }
@@ -385,6 +411,7 @@ impl Aggregate {
             tcp_open_p,
             component_open_p,
             component_unanswered_p,
+            component_one_sided_p,
             client_ports: ClientPorts::fit(rows.iter()),
             standing,
         })
@@ -419,17 +446,20 @@ impl Aggregate {
         let v6 = rng.next_f64() < self.v6_share[k];
         let client_rank = draw_rank(hosts.map_or(&self.client_rank, |h| &h[0]), rng);
         let server_rank = draw_rank(hosts.map_or(&self.server_rank, |h| &h[1]), rng);
-        let (open_p, unanswered_p) = match component {
-            Some(c) if kind == FlowKind::Connected => {
-                (self.component_open_p.get(c).copied().unwrap_or(self.tcp_open_p), self.component_unanswered_p.get(c).copied().unwrap_or(0.0))
-            }
-            _ => (self.tcp_open_p, 0.0),
+        let (open_p, unanswered_p, one_sided_p) = match component {
+            Some(c) if kind == FlowKind::Connected => (
+                self.component_open_p.get(c).copied().unwrap_or(self.tcp_open_p),
+                self.component_unanswered_p.get(c).copied().unwrap_or(0.0),
+                self.component_one_sided_p.get(c).copied().unwrap_or([0.0; 2]),
+            ),
+            _ => (self.tcp_open_p, 0.0, [0.0; 2]),
         };
         FlowDraw {
             gap_s,
             kind,
             open_p,
             unanswered_p,
+            one_sided_p,
             packets,
             bytes,
             bytes_level,
@@ -457,6 +487,10 @@ impl Aggregate {
         if !self.component_open_p.is_empty() {
             out.push(("open_connected".to_string(), Tensor::from_slice(&self.component_open_p)));
             out.push(("unanswered_connected".to_string(), Tensor::from_slice(&self.component_unanswered_p)));
+        }
+        if self.component_one_sided_p.iter().any(|p| p[0] + p[1] > 0.0) {
+            let flat: Vec<f64> = self.component_one_sided_p.iter().flatten().copied().collect();
+            out.push((ONE_SIDED.to_string(), Tensor::from_slice(&flat).view([-1, 2])));
         }
         if !self.shared_hosts.hosts.is_empty() {
             out.push((shared_hosts::TENSOR.to_string(), self.shared_hosts.to_tensor()));
@@ -568,6 +602,15 @@ impl Aggregate {
             component_open_p: probabilities("open_connected")?,
             // absent in models made before it: every opening flow answered
             component_unanswered_p: probabilities("unanswered_connected")?,
+            // absent in models made before it, or of captures that saw both sides of every
+            // flow: no flow one-sided
+            component_one_sided_p: {
+                let v = probabilities(ONE_SIDED)?;
+                if v.len() % 2 != 0 || v.chunks(2).any(|p| p[0] + p[1] > 1.0 + 1e-9) {
+                    return Err(format!("tensor `{ONE_SIDED}` must hold pairs of shares (client side only, server side only) that sum to at most 1"));
+                }
+                v.chunks(2).map(|p| [p[0], p[1]]).collect()
+            },
             // absent in models made before it: every drawn rank is a table host
             fresh_rank: match get("fresh_rank") {
                 None => [u32::MAX; 2],
@@ -646,9 +689,9 @@ impl Aggregate {
         }
         // per-component tables of the connected flows: one value per component, or none
         let k = agg.flow[FlowKind::Connected.index()].as_ref().map_or(0, Gmm::k);
-        for (name, t) in [("open_connected", &agg.component_open_p), ("unanswered_connected", &agg.component_unanswered_p)] {
-            if !t.is_empty() && t.len() != k {
-                return Err(format!("tensor `{name}` has {} values for the {k} components of `flow_connected`", t.len()));
+        for (name, n) in [("open_connected", agg.component_open_p.len()), ("unanswered_connected", agg.component_unanswered_p.len()), (ONE_SIDED, agg.component_one_sided_p.len())] {
+            if n != 0 && n != k {
+                return Err(format!("tensor `{name}` has {n} values for the {k} components of `flow_connected`"));
             }
         }
         Ok(agg)
@@ -676,6 +719,7 @@ mod tests {
             server_host: rng.below(5) as u32,
             mid_stream: false,
             unanswered: false,
+            one_side: None,
             since_capture_start_s: 0.0,
             until_capture_end_s: 0.0,
             capture_span_s: 0.0,
@@ -820,6 +864,7 @@ mod open_tests {
             server_host: 1,
             mid_stream,
             unanswered: false,
+            one_side: None,
             since_capture_start_s,
             until_capture_end_s: 0.0,
             capture_span_s: 0.0,
@@ -854,6 +899,45 @@ mod open_tests {
         let short = Aggregate::from_named(&|n| if n == "unanswered_connected" { Some(Tensor::from_slice(&[0.5f64])) } else { named.get(n).map(|t| t.shallow_clone()) });
         let e = short.err().unwrap_or_default();
         assert!(e.contains("`unanswered_connected` has 1 values") && e.contains("components of `flow_connected`"), "{e}");
+    }
+
+    #[test]
+    fn each_size_of_tcp_flow_keeps_its_own_one_sided_shares() {
+        // 1-packet flows: SYN-ACKs of a tap that sees servers only, and unanswered SYNs (not
+        // among the answered flows the shares are of); 10-packet flows: a quarter seen from
+        // the client's side only, the rest whole
+        let mut rows: Vec<FlowRow> = (0..60)
+            .map(|i| FlowRow {
+                packets: 1,
+                bytes: 60,
+                unanswered: i % 2 == 1,
+                one_side: Some(if i % 2 == 1 { Direction::Forward } else { Direction::Backward }),
+                ..tcp(false, 30.0 + f64::from(i), 0.0)
+            })
+            .collect();
+        rows.extend((0..60).map(|i| FlowRow { one_side: (i % 4 == 0).then_some(Direction::Forward), ..tcp(false, 30.0 + f64::from(i), 5.0) }));
+        let agg = Aggregate::fit(&rows, 4, 1).unwrap();
+        let mut rng = SplitMix64::new(3);
+        for _ in 0..500 {
+            let d = agg.sample_flow(&mut rng);
+            let want = if d.packets.round() == 1.0 { [0.0, 1.0] } else { [0.25, 0.0] };
+            assert!((d.one_sided_p[0] - want[0]).abs() < 1e-9 && (d.one_sided_p[1] - want[1]).abs() < 1e-9, "{d:?}");
+        }
+        // the table survives the round trip; a model without it sees both sides of every flow
+        let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
+        let back = Aggregate::from_named(&|n| named.get(n).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!(back.component_one_sided_p, agg.component_one_sided_p);
+        let older = Aggregate::from_named(&|n| named.get(n).filter(|_| n != ONE_SIDED).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!(older.sample_flow(&mut rng).one_sided_p, [0.0; 2]);
+        // shares that are not a distribution, or not one pair per component, are named
+        for bad in [vec![0.7, 0.6], vec![0.5]] {
+            let t = Aggregate::from_named(&|n| if n == ONE_SIDED { Some(Tensor::from_slice(&bad)) } else { named.get(n).map(|t| t.shallow_clone()) });
+            let e = t.err().unwrap_or_default();
+            assert!(e.contains(ONE_SIDED), "{e}");
+        }
+        // captures that saw both sides of every flow leave the table out
+        let whole: Vec<FlowRow> = rows.iter().map(|r| FlowRow { one_side: None, ..*r }).collect();
+        assert!(Aggregate::fit(&whole, 4, 1).unwrap().named_tensors().iter().all(|(n, _)| n != ONE_SIDED));
     }
 
     #[test]

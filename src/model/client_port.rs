@@ -158,6 +158,7 @@ mod tests {
             server_host: 0,
             mid_stream: false,
             unanswered: false,
+            one_side: None,
             since_capture_start_s: 0.0,
             until_capture_end_s: 0.0,
             capture_span_s: 1.0,

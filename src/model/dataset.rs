@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 
 use crate::capture::{FileFormat, LinkType, Packet, TcpFlags};
 use crate::features::{FlowFeatures, PacketFeatures, Rolling};
-use crate::flow::{Assignment, Flow, FlowKind};
+use crate::flow::{Assignment, Direction, Flow, FlowKind};
 use crate::ingest::{self, IngestError, IngestOptions, IngestReport, Observer};
 
 /// Names of the packet feature vector, in order.
@@ -90,6 +90,9 @@ pub struct FlowRow {
     pub mid_stream: bool,
     /// TCP: it opened and nothing came back (SYNs of an attempt that no server answered).
     pub unanswered: bool,
+    /// Only one side's packets were seen (`Forward`: the client's), as a capture point on one
+    /// direction of a link sees every flow; `None` when both sides were.
+    pub one_side: Option<Direction>,
     /// Seconds from its capture's first packet to its own first packet.
     pub since_capture_start_s: f64,
     /// Seconds from its own last packet to its capture's last packet (0: the capture ended
@@ -122,6 +125,7 @@ impl FlowRow {
             server_host,
             mid_stream: false,
             unanswered: false,
+            one_side: None,
             since_capture_start_s: 1.0,
             until_capture_end_s: 1.0,
             capture_span_s: 5.0,
@@ -230,6 +234,11 @@ impl Observer for Collector {
                 server_host,
                 mid_stream: ff.mid_stream,
                 unanswered: ff.kind == FlowKind::Connected && !ff.mid_stream && ff.packets_bwd == 0,
+                one_side: match (ff.packets_fwd, ff.packets_bwd) {
+                    (_, 0) => Some(Direction::Forward),
+                    (0, _) => Some(Direction::Backward),
+                    _ => None,
+                },
                 since_capture_start_s: self.file_first_ns.map_or(0.0, |t| (ff.start_ns - t).max(0) as f64 / 1e9),
                 // filled in when the capture ends
                 until_capture_end_s: 0.0,

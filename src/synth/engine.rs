@@ -79,6 +79,11 @@ pub struct EngineConfig {
     /// start: every flow is seen from its first packet, and the rate ramps up while the first
     /// flows' lifetimes overlap.
     pub warm_up_s: f64,
+    /// Every TCP flow with both its sides, whatever the model learnt: a model of a capture
+    /// point that saw one side of its flows (one direction of a backbone link) otherwise
+    /// generates flows seen from one side as often, the other side's packets hidden, and
+    /// such output is not one a validator of whole conversations passes.
+    pub both_sides: bool,
 }
 
 /// What decides a flow's length.
@@ -140,6 +145,7 @@ impl Default for EngineConfig {
             flow_timing: FlowTiming::default(),
             flow_bytes: FlowBytes::default(),
             warm_up_s: 0.0,
+            both_sides: false,
         }
     }
 }
@@ -177,6 +183,9 @@ pub struct EngineStats {
     pub peak_live: usize,
     /// Packets generated during the warm-up and left out (not in `packets`).
     pub warm_up_packets: u64,
+    /// Records of the side a one-sided flow's capture point does not see: handed on for the
+    /// wire stage's connection state, with no frame (not in `packets`).
+    pub hidden_packets: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,8 +223,14 @@ struct LiveFlow {
     opening: u8,
     /// TCP: nobody answers it: its SYN is sent again, `pace_ns` apart, up to its length.
     unanswered: bool,
-    /// Packets the flow is to have in all (handshake and teardown included); `u32::MAX` when
-    /// the LSTM decides ([`FlowLengths::Lstm`]).
+    /// TCP: the one side whose packets the capture point sees (`Forward`: the client's);
+    /// `None`: both. The other side's packets are generated as usual, for the connection's
+    /// state, and marked hidden; its data packets all come from the seen side.
+    seen: Option<Direction>,
+    /// Hidden packets generated so far (among `packets`).
+    unseen: u32,
+    /// Packets the flow is to have in all (handshake and teardown included; a one-sided
+    /// flow's seen ones); `u32::MAX` when the LSTM decides ([`FlowLengths::Lstm`]).
     target: u32,
     /// TCP: how the flow will close and whether the client's FIN comes first, drawn at its
     /// start so that the length rule knows how many packets the teardown adds.
@@ -263,6 +278,7 @@ struct Pending {
     tcp_flags: u16,
     backward: bool,
     last: bool,
+    hidden: bool,
 }
 
 /// A flow's look-ahead: a ring of 16 inline in the flow (no allocation, one cache region).
@@ -314,25 +330,30 @@ impl Ahead {
 }
 
 impl LiveFlow {
-    /// Packets the flow's close adds after its last data packet (the TCP teardown).
+    /// Packets generated that the capture point sees (a one-sided flow's other side's are not).
+    fn seen_packets(&self) -> u32 {
+        self.packets - self.unseen
+    }
+
+    /// Packets the flow's close adds after its last data packet (the TCP teardown, as seen).
     fn tail(&self) -> u32 {
         if self.proto != Proto::Tcp || self.packets == 0 {
             return 0;
         }
-        self.close.0.packets()
+        seen_of_close(self.close.0, self.seen)
     }
 
     /// Whether the flow is short of its drawn length ([`FlowLengths::Aggregate`]): its LSTM's
     /// END is not taken then.
     fn wants_more(&self) -> bool {
-        self.target != u32::MAX && self.packets.saturating_add(self.tail()) < self.target
+        self.target != u32::MAX && self.seen_packets().saturating_add(self.tail()) < self.target
     }
 
-    /// Whether a FIN or RST from the LSTM that adds `then` more packets may end the flow now:
-    /// always when the LSTM decides lengths, else only when it lands exactly at the drawn
+    /// Whether a FIN or RST from the LSTM that adds `then` more seen packets may end the flow
+    /// now: always when the LSTM decides lengths, else only when it lands exactly at the drawn
     /// length (one that comes later would overshoot it: it is a data segment then).
     fn may_end_with(&self, then: u32) -> bool {
-        self.target == u32::MAX || self.packets.saturating_add(then) == self.target
+        self.target == u32::MAX || self.seen_packets().saturating_add(then) == self.target
     }
 
     /// A drawn data gap, stretched so that the flow's gaps average its pace: the LSTM's gaps
@@ -358,9 +379,9 @@ impl LiveFlow {
         if !self.bytes_goal.is_finite() || self.opening > 0 {
             return None;
         }
-        let tail = self.close.0.packets() * u32::from(self.proto == Proto::Tcp);
+        let tail = seen_of_close(self.close.0, self.seen) * u32::from(self.proto == Proto::Tcp);
         let fins = f64::from(self.fin_plan[0] + self.fin_plan[1]);
-        let left = self.target.saturating_sub(self.packets.saturating_add(tail)).max(1);
+        let left = self.target.saturating_sub(self.seen_packets().saturating_add(tail)).max(1);
         let headers = f64::from(self.ip_hdr + self.l4_hdr);
         let budget = self.bytes_goal - self.bytes as f64 - f64::from(left + tail) * headers - fins;
         Some(((budget / f64::from(left)) as f32, budget as f32, left as f32))
@@ -381,6 +402,7 @@ impl LiveFlow {
             server_rank: self.server_rank,
             sides: self.sides,
             last: p.last,
+            hidden: p.hidden,
         }
     }
 }
@@ -589,15 +611,34 @@ impl<'m> Engine<'m> {
             FlowLengths::Aggregate => d.packets.round().clamp(1.0, f64::from(u32::MAX - 1)) as u32,
             FlowLengths::Lstm => u32::MAX,
         };
-        let close = if d.kind == FlowKind::Connected { fit_short(target, close, mid_stream) } else { close };
         // an attempt nobody answers, as often as its kind of flow in training (no draw when
         // never: streams of models without such flows stay as they were)
         let unanswered = d.kind == FlowKind::Connected && !mid_stream && target != u32::MAX && d.unanswered_p > 0.0 && rng.next_f64() < d.unanswered_p;
+        // an answered flow seen from one side only, as often as in training (no draw when never);
+        // its close starts on the seen side
+        let seen = match d.one_sided_p {
+            [c, s] if d.kind == FlowKind::Connected && !unanswered && !self.cfg.both_sides && c + s > 0.0 => {
+                let u = rng.next_f64();
+                if u < c {
+                    Some(Direction::Forward)
+                } else if u < c + s {
+                    Some(Direction::Backward)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        let close = match seen {
+            Some(side) => (close.0, side == Direction::Forward),
+            None => close,
+        };
+        let close = if d.kind == FlowKind::Connected { fit_short(target, close, mid_stream, seen) } else { close };
         let (close, pace_ns) = if unanswered {
             ((Close::None, close.1), retry_gap_s(&d, target) * NS / self.cfg.multiplier)
         } else {
             let pace_ns = match self.cfg.flow_timing {
-                FlowTiming::Aggregate if target != u32::MAX => data_pace_ns(&d, target, &self.head_spans, close.0, mid_stream) / self.cfg.multiplier,
+                FlowTiming::Aggregate if target != u32::MAX => data_pace_ns(&d, target, &self.head_spans, close.0, mid_stream, seen) / self.cfg.multiplier,
                 _ => 0.0,
             };
             (close, pace_ns)
@@ -606,6 +647,11 @@ impl<'m> Engine<'m> {
         let slot = self.launch(&d, t, rng, close, mid_stream, target, pace_ns);
         if let Some(f) = self.flows[slot as usize].as_mut() {
             f.unanswered = unanswered;
+            f.seen = seen;
+            // the second FIN comes from the side not seen
+            if seen.is_some() {
+                f.fin_plan[1] = 0;
+            }
         }
     }
 
@@ -623,6 +669,7 @@ impl<'m> Engine<'m> {
             kind: s.kind,
             open_p: if s.mid_stream { 0.0 } else { 1.0 },
             unanswered_p: 0.0,
+            one_sided_p: [0.0; 2],
             packets: f64::from(u32::MAX - 1),
             bytes: 0.0,
             bytes_level: 0.5,
@@ -675,6 +722,8 @@ impl<'m> Engine<'m> {
             phase: if proto == Proto::Tcp && !mid_stream { Phase::Handshake(0) } else { Phase::Data },
             opening: if proto == Proto::Tcp && !mid_stream { 3 } else { 0 },
             unanswered: false,
+            seen: None,
+            unseen: 0,
             t_ns: t,
             token: self.lstm[d.kind.index()].as_ref().map_or(0, LeanLstm::start_token),
             packets: 0,
@@ -816,7 +865,7 @@ impl Rules<'_> {
         while f.queue.len() < LOOKAHEAD {
             match f.phase {
                 Phase::Done => return false,
-                Phase::Handshake(_) if f.target != u32::MAX && f.packets >= f.target => {
+                Phase::Handshake(_) if f.target != u32::MAX && f.seen_packets() >= f.target => {
                     // a handshake cut at the drawn length ([`fit_short`])
                     self.close(f);
                 }
@@ -908,6 +957,8 @@ impl Rules<'_> {
             return;
         }
         let fl = TcpFlags(p.tcp_flags);
+        // a one-sided flow's data all comes from the side that is seen
+        let dir = f.seen.unwrap_or(p.direction);
         if absorbs_opening(f, fl, &p) {
             self.stats.skipped_tokens += 1;
         } else if fl.has(TcpFlags::SYN) && f.target == u32::MAX {
@@ -921,20 +972,20 @@ impl Rules<'_> {
             }
         } else if fl.has(TcpFlags::RST) && f.may_end_with(1) {
             // the LSTM resets the flow here
-            push(f, dt_ns, p.direction, f.ip_hdr + 20, TcpFlags::RST | TcpFlags::ACK);
+            push(f, dt_ns, dir, f.ip_hdr + 20, TcpFlags::RST | TcpFlags::ACK);
             f.phase = Phase::Done;
             if let Some(l) = f.queue.back_mut() {
                 l.last = true;
             }
-        } else if fl.has(TcpFlags::FIN) && f.may_end_with(fin_close(self.heads, f.close.0).packets()) {
+        } else if fl.has(TcpFlags::FIN) && f.may_end_with(seen_of_close(fin_close(self.heads, f.close.0), f.seen)) {
             // the LSTM's FIN (at the flow's end), with its data (a server often sends its last bytes with FIN);
             // the heads finish the exchange
-            push(f, dt_ns, p.direction, size, (p.tcp_flags & TcpFlags::PSH) | TcpFlags::FIN | TcpFlags::ACK);
-            self.close_after(f, Some(p.direction));
+            push(f, dt_ns, dir, size, (p.tcp_flags & TcpFlags::PSH) | TcpFlags::FIN | TcpFlags::ACK);
+            self.close_after(f, Some(dir));
         } else {
             // data; also a SYN, FIN or RST drawn before the flow's length is reached: its bytes
             // and timing, as a data segment (the close comes at the length)
-            push(f, dt_ns, p.direction, size, (p.tcp_flags & TcpFlags::PSH) | TcpFlags::ACK);
+            push(f, dt_ns, dir, size, (p.tcp_flags & TcpFlags::PSH) | TcpFlags::ACK);
         }
     }
 
@@ -1023,9 +1074,9 @@ fn fin_close(heads: &TcpHeads, drawn: Close) -> Close {
 /// conversation that the capture cut (a lone SYN of a scan, a stray ACK after a close): it
 /// has no close, and an opening flow of fewer than 3 packets sends the first of its handshake
 /// only. Returns the close.
-fn fit_short(target: u32, close: (Close, bool), mid_stream: bool) -> (Close, bool) {
-    let opening = if mid_stream { 0 } else { 3 };
-    if target == u32::MAX || target > opening + close.0.packets() {
+fn fit_short(target: u32, close: (Close, bool), mid_stream: bool, seen: Option<Direction>) -> (Close, bool) {
+    let opening = if mid_stream { 0 } else { seen_of_opening(seen) };
+    if target == u32::MAX || target > opening + seen_of_close(close.0, seen) {
         return close;
     }
     (Close::None, close.1)
@@ -1052,9 +1103,10 @@ fn head_spans(heads: &TcpHeads) -> HeadSpans {
 /// packets other than the TCP heads' own (the handshake's two, one per teardown packet) share
 /// what the duration leaves after the heads' typical time (at least a quarter of it); 0 when
 /// the flow has no data gap or no duration to spread.
-fn data_pace_ns(d: &FlowDraw, target: u32, head_span_s: &HeadSpans, close: Close, mid_stream: bool) -> f64 {
+fn data_pace_ns(d: &FlowDraw, target: u32, head_span_s: &HeadSpans, close: Close, mid_stream: bool, seen: Option<Direction>) -> f64 {
     let tcp = d.kind == FlowKind::Connected;
-    let head_gaps = if tcp { close.packets() + if mid_stream { 0 } else { 2 } } else { 0 };
+    // (the gaps between the seen packets: a one-sided flow shows fewer of the heads')
+    let head_gaps = if tcp { seen_of_close(close, seen) + if mid_stream { 0 } else { seen_of_opening(seen) - 1 } } else { 0 };
     let gaps = target.saturating_sub(1 + head_gaps);
     if gaps == 0 || !(d.duration_s.is_finite() && d.duration_s > crate::model::aggregate::MIN_DURATION_S) {
         return 0.0;
@@ -1087,14 +1139,41 @@ fn fin_payload(f: &LiveFlow, planned: u32, after: u32, steps: usize, most: f64) 
     (f.bytes_goal - f.bytes as f64 - headers - f64::from(after)).clamp(0.0, most.max(0.0)) as u32
 }
 
-/// Appends a packet `dt_ns` after the flow's previous one.
+/// The packets of a handshake that a capture point sees: all three, or SYN and ACK on the
+/// client's side, the SYN-ACK on the server's.
+fn seen_of_opening(seen: Option<Direction>) -> u32 {
+    match seen {
+        None => 3,
+        Some(Direction::Forward) => 2,
+        Some(Direction::Backward) => 1,
+    }
+}
+
+/// The packets of a close that a capture point sees: all of them, or on one side (where the
+/// close starts) the first FIN and the last ACK, or the RST.
+fn seen_of_close(close: Close, seen: Option<Direction>) -> u32 {
+    match (seen, close) {
+        (None, _) => close.packets(),
+        (Some(_), Close::FourWay | Close::ThreeWay) => 2,
+        (Some(_), Close::Rst) => 1,
+        (Some(_), Close::None) => 0,
+    }
+}
+
+/// Appends a packet `dt_ns` after the flow's previous one (hidden when a one-sided flow's
+/// other side sends it: it counts among neither the flow's seen packets nor its bytes).
 fn push(f: &mut LiveFlow, dt_ns: f64, direction: Direction, size: u32, tcp_flags: u16) {
     if f.packets > 0 {
         f.t_ns += dt_ns.max(0.0).round() as i64;
     }
+    let hidden = f.seen.is_some_and(|s| s != direction);
     f.packets = f.packets.saturating_add(1);
-    f.bytes = f.bytes.saturating_add(u64::from(size));
-    f.queue.push_back(Pending { ts_ns: f.t_ns, size, tcp_flags, backward: direction == Direction::Backward, last: false });
+    if hidden {
+        f.unseen += 1;
+    } else {
+        f.bytes = f.bytes.saturating_add(u64::from(size));
+    }
+    f.queue.push_back(Pending { ts_ns: f.t_ns, size, tcp_flags, backward: direction == Direction::Backward, last: false, hidden });
 }
 
 impl Iterator for Engine<'_> {
@@ -1111,7 +1190,11 @@ impl Iterator for Engine<'_> {
                 self.stats.warm_up_packets += 1;
             },
         };
-        self.stats.packets[p.kind().index()] += 1;
+        if p.hidden {
+            self.stats.hidden_packets += 1;
+        } else {
+            self.stats.packets[p.kind().index()] += 1;
+        }
         Some(SynthPacket { ts_ns: p.ts_ns - self.warm_ns, ..p })
     }
 }
@@ -1256,7 +1339,7 @@ impl Engine<'_> {
         let cfg = EngineConfig { arrival_scale: 1.0, ..cfg.clone() };
         let mut e = Engine::new(model, cfg.clone())?;
         let (mut n, mut bits, mut last) = (0u64, 0f64, 0i64);
-        for p in e.by_ref().take(sample_packets.max(2)) {
+        for p in e.by_ref().filter(|p| !p.hidden).take(sample_packets.max(2)) {
             n += 1;
             bits += f64::from(p.size + 14) * 8.0;
             last = p.ts_ns;
@@ -1308,5 +1391,42 @@ mod tests {
         assert_eq!(fin_plan(&heads, Close::FourWay, 0.05), [0, 7], "a small flow's FIN carries nothing");
         assert_eq!(fin_plan(&heads, Close::Rst, 1.0), [0, 0]);
         assert_eq!(fin_plan(&heads, Close::None, 1.0), [0, 0]);
+    }
+
+    #[test]
+    fn a_one_sided_flow_is_as_short_as_its_seen_packets_allow() {
+        let (c, s) = (Some(Direction::Forward), Some(Direction::Backward));
+        // a whole opening flow needs its handshake (3), a data packet and a close (4) to close
+        assert_eq!(fit_short(7, (Close::FourWay, true), false, None).0, Close::None);
+        assert_eq!(fit_short(8, (Close::FourWay, true), false, None).0, Close::FourWay);
+        // seen from the server: the SYN-ACK, and the first FIN and last ACK of its close
+        assert_eq!(fit_short(3, (Close::FourWay, false), false, s).0, Close::None);
+        assert_eq!(fit_short(4, (Close::FourWay, false), false, s).0, Close::FourWay);
+        // seen from the client: SYN and ACK; from the middle: only the close
+        assert_eq!(fit_short(5, (Close::ThreeWay, true), false, c).0, Close::ThreeWay);
+        assert_eq!(fit_short(2, (Close::Rst, true), true, c).0, Close::Rst);
+        // the data gaps of a drawn duration: the heads' seen gaps are left out
+        let d = FlowDraw {
+            gap_s: 0.0,
+            kind: FlowKind::Connected,
+            open_p: 1.0,
+            unanswered_p: 0.0,
+            one_sided_p: [0.0; 2],
+            packets: 10.0,
+            bytes: 1000.0,
+            bytes_level: 0.5,
+            duration_s: 1.0,
+            server_port: 443,
+            client_port: 0,
+            ip_proto: 6,
+            v6: false,
+            client_rank: 0,
+            server_rank: 0,
+        };
+        let spans = [[0.0; 4]; 2];
+        // 10 packets: 9 gaps, of which the handshake's 2 and the close's 4 (whole), the
+        // handshake's 0 and the close's 2 (seen from the server)
+        assert_eq!(data_pace_ns(&d, 10, &spans, Close::FourWay, false, None), NS / 3.0);
+        assert_eq!(data_pace_ns(&d, 10, &spans, Close::FourWay, false, s), NS / 7.0);
     }
 }

@@ -78,6 +78,10 @@ pub struct SynthPacket {
     pub sides: [Side; 2],
     /// The last record of its flow: the wire stage releases the flow's state and port.
     pub last: bool,
+    /// Sent by the side a one-sided flow's capture point does not see: the wire stage moves
+    /// the connection's state on (sequence and acknowledgement numbers stay a real
+    /// conversation's) and makes no frame ([`crate::model::aggregate`]'s one-sided shares).
+    pub hidden: bool,
 }
 
 impl SynthPacket {

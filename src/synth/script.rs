@@ -27,6 +27,7 @@ fn rec(flow_id: u64, proto: Proto, v6: bool, dir: Direction, ts_ns: i64, size: u
         server_rank: PLAN_CHOOSES,
         sides: OWN_SIDES,
         last: false,
+        hidden: false,
     }
 }
 

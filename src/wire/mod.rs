@@ -58,6 +58,9 @@ pub struct WireStats {
     pub flows_expired: u64,
     pub repairs: Repairs,
     pub ports_exhausted: u64,
+    /// Records of the side a one-sided flow's capture point does not see
+    /// ([`SynthPacket::hidden`]): the flow's state moved on, no frame was made.
+    pub hidden: u64,
 }
 
 struct WireFlow {
@@ -164,6 +167,10 @@ impl FrameBuilder {
             }
         }
         let (hlen, plen) = len?;
+        if rec.hidden {
+            self.stats.hidden += 1;
+            return None;
+        }
         self.stats.frames += 1;
         Some(Frame { ts_ns: rec.ts_ns, header: &self.header[..hlen], payload: self.fill.bytes(plen) })
     }

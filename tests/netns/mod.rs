@@ -84,6 +84,7 @@ pub fn udp_capture(path: &Path, gaps_ns: &[i64]) {
             server_rank: PLAN_CHOOSES,
             sides: trafgen::synth::OWN_SIDES,
             last: false,
+            hidden: false,
         };
         let f = b.build(&rec).unwrap();
         sink.write_frame(t, &f.parts()).unwrap();
