@@ -242,6 +242,26 @@ fn flow_sizes_follow_the_aggregate_model() {
     }
 }
 
+/// Options for a pcap of `flows` flows from the engine `cfg`.
+fn flows_to_pcap(cfg: EngineConfig, flows: u64) -> trafgen::generate::GenerateOptions {
+    trafgen::generate::GenerateOptions {
+        engine: cfg,
+        packets: None,
+        flows: Some(flows),
+        duration_s: None,
+        pps: None,
+        mbps: None,
+        start_ns: 1_700_000_000_000_000_000,
+        wire: Default::default(),
+        format: trafgen::sink::OutputFormat::Pcap,
+    }
+}
+
+/// `trafgen generate` in this process (its counters at hand).
+fn generate_in_process(m: &Model, opts: &trafgen::generate::GenerateOptions, path: &Path) -> trafgen::generate::GenerateSummary {
+    trafgen::generate::generate(m, opts, path, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| {}).unwrap()
+}
+
 #[test]
 fn an_attempt_nobody_answers_sends_its_syn_again_and_nothing_else() {
     let mut m = load();
@@ -271,18 +291,8 @@ fn an_attempt_nobody_answers_sends_its_syn_again_and_nothing_else() {
     // on the wire: the same SYN again (same sequence number), valid TCP
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("syns.pcap");
-    let opts = trafgen::generate::GenerateOptions {
-        engine: cfg,
-        packets: None,
-        flows: Some(300),
-        duration_s: None,
-        pps: None,
-        mbps: None,
-        start_ns: 1_700_000_000_000_000_000,
-        wire: Default::default(),
-        format: trafgen::sink::OutputFormat::Pcap,
-    };
-    let sum = trafgen::generate::generate(&m, &opts, &path, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| {}).unwrap();
+    let opts = flows_to_pcap(cfg, 300);
+    let sum = generate_in_process(&m, &opts, &path);
     // (no SYN-ACK made up for them)
     assert_eq!(sum.write.wire.repairs.handshake_forced, 0, "{:?}", sum.write.wire.repairs);
     let o = trafgen(&["validate", path.to_str().unwrap()]);
@@ -329,20 +339,10 @@ fn a_flow_seen_from_one_side_hides_the_other_sides_packets() {
     // SYN-ACKs without SYNs, as a one-sided capture does
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("one-sided.pcap");
-    let opts = trafgen::generate::GenerateOptions {
-        engine: cfg,
-        packets: None,
-        flows: Some(300),
-        duration_s: None,
-        pps: None,
-        mbps: None,
-        start_ns: 1_700_000_000_000_000_000,
-        wire: Default::default(),
-        format: trafgen::sink::OutputFormat::Pcap,
-    };
+    let opts = flows_to_pcap(cfg, 300);
     let run = |m: &Model, both_sides: bool| {
         let opts = trafgen::generate::GenerateOptions { engine: EngineConfig { both_sides, ..opts.engine.clone() }, ..opts.clone() };
-        trafgen::generate::generate(m, &opts, &path, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| {}).unwrap().write.wire
+        generate_in_process(m, &opts, &path).write.wire
     };
     let one_sided = std::mem::take(&mut m.aggregate.component_one_sided_p);
     let both = run(&m, false);
