@@ -346,6 +346,9 @@ struct SendArgs {
     /// this many seconds of traffic are generated first, before the first frame leaves).
     #[arg(long, value_name = "SECONDS", requires = "model")]
     warm_up: Option<f64>,
+    /// Model: every TCP flow with both its sides (as `generate --both-sides`).
+    #[arg(long, requires = "model")]
+    both_sides: bool,
     /// Model: stop starting flows after this many.
     #[arg(long, requires = "model")]
     flows: Option<u64>,
@@ -657,7 +660,7 @@ fn send(args: &SendArgs) -> Result<()> {
     let source = match (&args.model, &args.pcap) {
         (Some(dir), _) => SourceSpec::Model {
             dir: dir.clone(),
-            engine: trafgen::synth::EngineConfig { seed: args.seed, warm_up_s: args.warm_up.unwrap_or(0.0), ..Default::default() },
+            engine: trafgen::synth::EngineConfig { seed: args.seed, warm_up_s: args.warm_up.unwrap_or(0.0), both_sides: args.both_sides, ..Default::default() },
             wire: match &args.wire_config {
                 Some(p) => trafgen::wire::WireConfig::load(p)?,
                 None => trafgen::wire::WireConfig::default(),

@@ -114,6 +114,9 @@ pub struct Controls {
     /// Model only: seconds of traffic generated before the first frame and left out, so the
     /// stream starts at its steady rate with flows in progress (a warm start).
     pub warm_up_s: Option<f64>,
+    /// Model only: every TCP flow with both its sides, whatever the model learnt
+    /// (`generate --both-sides`).
+    pub both_sides: bool,
 }
 
 /// What a stream generates from.
@@ -378,6 +381,7 @@ struct RawStream {
     fifo_priority: Option<Spanned<i64>>,
     wire_config: Option<Spanned<PathBuf>>,
     warm_up: Option<Spanned<f64>>,
+    both_sides: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -502,6 +506,13 @@ fn validate_stream(raw: RawStream) -> Result<StreamConfig, Issue> {
         return Err(Issue::new(w.span(), field("warm_up"), msg));
     }
     controls.warm_up_s = positive(raw.warm_up, &field("warm_up"))?;
+    if let Some(b) = raw.both_sides {
+        if matches!(source, Source::Pcap(_)) {
+            let msg = "`both_sides` shapes a model's flows: it needs `model`, not `pcap`";
+            return Err(Issue::new(b.span(), field("both_sides"), msg));
+        }
+        controls.both_sides = *b.get_ref();
+    }
     Ok(StreamConfig { name, interface, source, seed: raw.seed, rate, allowlist, addresses, controls })
 }
 
@@ -885,9 +896,9 @@ allowlist = [
 
     #[test]
     fn controls_parse() {
-        let text = stream_with("duration = 10\nlimit = 5000\nceiling_pps = 2e4\nceiling_mbps = 100\nstall = \"shift\"\ncpu = 1\nfifo_priority = 50\nwire_config = \"w.toml\"\nwarm_up = 30\n");
+        let text = stream_with("duration = 10\nlimit = 5000\nceiling_pps = 2e4\nceiling_mbps = 100\nstall = \"shift\"\ncpu = 1\nfifo_priority = 50\nwire_config = \"w.toml\"\nwarm_up = 30\nboth_sides = true\n");
         let c = &parse(&text).expect("valid").streams[0].controls;
-        assert_eq!(c.warm_up_s, Some(30.0));
+        assert_eq!((c.warm_up_s, c.both_sides), (Some(30.0), true));
         assert_eq!(c.duration_s, Some(10.0));
         assert_eq!(c.limit, Some(5000));
         assert_eq!((c.ceiling_pps, c.ceiling_mbps), (Some(20_000.0), Some(100.0)));
@@ -921,6 +932,8 @@ allowlist = [
         let pcap = stream_with("warm_up = 5\n").replace("model = \"m\"", "pcap = \"p\"");
         check_err(&pcap, 7, 11, "stream[\"s\"].warm_up");
         check_err(&stream_with("warm_up = -1\n"), 7, 11, "stream[\"s\"].warm_up");
+        let pcap = stream_with("both_sides = true\n").replace("model = \"m\"", "pcap = \"p\"");
+        check_err(&pcap, 7, 14, "stream[\"s\"].both_sides");
         let msg = check_err(&stream_with("pps = 10\ntopspeed = true\n"), 7, 7, "stream[\"s\"].pps");
         assert!(msg.contains("topspeed"), "{msg}");
         check_err(&stream_with("topspeed = 1\n"), 7, 12, "stream.topspeed");

@@ -59,7 +59,7 @@ pub fn spec_of(cfg: &StreamConfig) -> Result<StreamSpec, StreamSetupError> {
                 Rate::Mbps(v) => (None, Some(v)),
                 _ => (None, None),
             };
-            SourceSpec::Model { dir: dir.clone(), engine: EngineConfig { seed: cfg.seed, warm_up_s: cfg.controls.warm_up_s.unwrap_or(0.0), ..Default::default() }, wire, pps, mbps, flows: None }
+            SourceSpec::Model { dir: dir.clone(), engine: EngineConfig { seed: cfg.seed, warm_up_s: cfg.controls.warm_up_s.unwrap_or(0.0), both_sides: cfg.controls.both_sides, ..Default::default() }, wire, pps, mbps, flows: None }
         }
         Source::Pcap(path) => SourceSpec::Pcap {
             path: path.clone(),
@@ -324,11 +324,11 @@ mod tests {
 
     #[test]
     fn model_stream_spec_takes_the_address_plan() {
-        let s = spec_of(&config("warm_up = 45\nmbps = 5\n[stream.addresses]\nserver_v4 = \"10.9.0.0/16\"", "model = \"m\"")).unwrap();
+        let s = spec_of(&config("warm_up = 45\nmbps = 5\nboth_sides = true\n[stream.addresses]\nserver_v4 = \"10.9.0.0/16\"", "model = \"m\"")).unwrap();
         match s.source {
             SourceSpec::Model { engine, wire, pps, mbps, .. } => {
                 assert_eq!(engine.seed, 9);
-                assert_eq!(engine.warm_up_s, 45.0);
+                assert_eq!((engine.warm_up_s, engine.both_sides), (45.0, true));
                 assert_eq!((pps, mbps), (None, Some(5.0)));
                 assert_eq!(wire.server_v4, "10.9.0.0/16".parse().unwrap());
                 assert_eq!(wire.client_v4, WireConfig::default().client_v4);
