@@ -274,15 +274,23 @@ fn generate_in_process(m: &Model, opts: &trafgen::generate::GenerateOptions, pat
     trafgen::generate::generate(m, opts, path, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| {}).unwrap()
 }
 
-#[test]
-fn an_attempt_nobody_answers_sends_its_syn_again_and_nothing_else() {
+/// The shipped model with every TCP flow opening, unanswered and seen from one side with the
+/// given shares in every size component, and no standing flows (arrivals only: a standing
+/// flow runs through the stream, answered).
+fn opening_tcp_model(unanswered_p: f64, one_sided_p: [f64; 2]) -> Model {
     let mut m = load();
     let k = m.aggregate.flow[FlowKind::Connected.index()].as_ref().unwrap().k();
-    // every opening TCP flow unanswered (a scan of dead ports)
     m.aggregate.component_open_p = vec![1.0; k];
-    m.aggregate.component_unanswered_p = vec![1.0; k];
-    // (arrivals only: a standing flow runs through the stream, answered)
+    m.aggregate.component_unanswered_p = vec![unanswered_p; k];
+    m.aggregate.component_one_sided_p = vec![one_sided_p; k];
     m.aggregate.standing.clear();
+    m
+}
+
+#[test]
+fn an_attempt_nobody_answers_sends_its_syn_again_and_nothing_else() {
+    // every opening TCP flow unanswered (a scan of dead ports)
+    let m = opening_tcp_model(1.0, [0.0; 2]);
     let cfg = EngineConfig { seed: 13, arrival_scale: 1000.0, flow_kinds: vec![FlowKind::Connected], ..Default::default() };
     let mut e = Engine::new(&m, cfg.clone()).unwrap();
     e.limit_flows(500);
@@ -315,14 +323,9 @@ fn an_attempt_nobody_answers_sends_its_syn_again_and_nothing_else() {
 
 #[test]
 fn a_flow_seen_from_one_side_hides_the_other_sides_packets() {
-    let mut m = load();
-    let k = m.aggregate.flow[FlowKind::Connected.index()].as_ref().unwrap().k();
     // every TCP flow opens, is answered, and is seen from the client's side or the server's,
     // half each (a tap on one direction of a link)
-    m.aggregate.component_open_p = vec![1.0; k];
-    m.aggregate.component_unanswered_p = vec![0.0; k];
-    m.aggregate.component_one_sided_p = vec![[0.5, 0.5]; k];
-    m.aggregate.standing.clear();
+    let mut m = opening_tcp_model(0.0, [0.5, 0.5]);
     let cfg = EngineConfig { seed: 14, arrival_scale: 1000.0, flow_kinds: vec![FlowKind::Connected], ..Default::default() };
     let mut e = Engine::new(&m, cfg.clone()).unwrap();
     e.limit_flows(600);

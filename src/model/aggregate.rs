@@ -417,7 +417,7 @@ impl Aggregate {
         })
     }
 
-        /// Draws the next flow: gap since the previous start, kind, size, ports, protocol, hosts.
+    /// Draws the next flow: gap since the previous start, kind, size, ports, protocol, hosts.
     pub fn sample_flow(&self, rng: &mut SplitMix64) -> FlowDraw {
         let gap_s = self.gap.as_ref().map_or(1.0, |g| 10f64.powf(draw_point(g, self.gap_marginals.as_ref(), rng).1[0].clamp(self.gap_range[0], self.gap_range[1])));
         let mut u = rng.next_f64();

@@ -335,12 +335,20 @@ impl LiveFlow {
         self.packets - self.unseen
     }
 
-    /// Packets the flow's close adds after its last data packet (the TCP teardown, as seen).
-    fn tail(&self) -> u32 {
-        if self.proto != Proto::Tcp || self.packets == 0 {
+    /// Packets the flow's close is to add (the TCP teardown, as seen).
+    fn teardown(&self) -> u32 {
+        if self.proto != Proto::Tcp {
             return 0;
         }
         seen_of_close(self.close.0, self.seen)
+    }
+
+    /// Packets the flow's close adds after its last data packet: its teardown, once it has begun.
+    fn tail(&self) -> u32 {
+        if self.packets == 0 {
+            return 0;
+        }
+        self.teardown()
     }
 
     /// Whether the flow is short of its drawn length ([`FlowLengths::Aggregate`]): its LSTM's
@@ -379,7 +387,7 @@ impl LiveFlow {
         if !self.bytes_goal.is_finite() || self.opening > 0 {
             return None;
         }
-        let tail = seen_of_close(self.close.0, self.seen) * u32::from(self.proto == Proto::Tcp);
+        let tail = self.teardown();
         let fins = f64::from(self.fin_plan[0] + self.fin_plan[1]);
         let left = self.target.saturating_sub(self.seen_packets().saturating_add(tail)).max(1);
         let headers = f64::from(self.ip_hdr + self.l4_hdr);
@@ -648,9 +656,8 @@ impl<'m> Engine<'m> {
         if let Some(f) = self.flows[slot as usize].as_mut() {
             f.unanswered = unanswered;
             f.seen = seen;
-            // the second FIN comes from the side not seen
-            if seen.is_some() {
-                f.fin_plan[1] = 0;
+            if f.bytes_goal.is_finite() && f.proto == Proto::Tcp {
+                f.fin_plan = fin_plan(&self.heads, close.0, d.bytes_level, seen.is_some());
             }
         }
     }
@@ -708,7 +715,7 @@ impl<'m> Engine<'m> {
         };
         // a host seen on both sides in training: at its one address whichever side it is on
         let [(client_side, client_rank), (server_side, server_rank)] = self.model.aggregate.shared_hosts.place(d.client_rank, d.server_rank);
-        let mut flow = LiveFlow {
+        let flow = LiveFlow {
             id,
             kind: d.kind,
             proto,
@@ -748,9 +755,6 @@ impl<'m> Engine<'m> {
             size_bin: None,
             chain: NO_CHAIN,
         };
-        if flow.bytes_goal.is_finite() && proto == Proto::Tcp {
-            flow.fin_plan = fin_plan(&self.heads, close.0, d.bytes_level);
-        }
         let slot = match self.free.pop() {
             Some(s) => {
                 self.flows[s as usize] = Some(flow);
@@ -1075,8 +1079,7 @@ fn fin_close(heads: &TcpHeads, drawn: Close) -> Close {
 /// has no close, and an opening flow of fewer than 3 packets sends the first of its handshake
 /// only. Returns the close.
 fn fit_short(target: u32, close: (Close, bool), mid_stream: bool, seen: Option<Direction>) -> (Close, bool) {
-    let opening = if mid_stream { 0 } else { seen_of_opening(seen) };
-    if target == u32::MAX || target > opening + seen_of_close(close.0, seen) {
+    if target == u32::MAX || target > seen_of_heads(close.0, mid_stream, seen) {
         return close;
     }
     (Close::None, close.1)
@@ -1105,8 +1108,9 @@ fn head_spans(heads: &TcpHeads) -> HeadSpans {
 /// the flow has no data gap or no duration to spread.
 fn data_pace_ns(d: &FlowDraw, target: u32, head_span_s: &HeadSpans, close: Close, mid_stream: bool, seen: Option<Direction>) -> f64 {
     let tcp = d.kind == FlowKind::Connected;
-    // (the gaps between the seen packets: a one-sided flow shows fewer of the heads')
-    let head_gaps = if tcp { seen_of_close(close, seen) + if mid_stream { 0 } else { seen_of_opening(seen) - 1 } } else { 0 };
+    // (the gaps between the seen packets: a one-sided flow shows fewer of the heads'; the
+    // handshake's first packet follows no gap)
+    let head_gaps = if tcp { seen_of_heads(close, mid_stream, seen) - u32::from(!mid_stream) } else { 0 };
     let gaps = target.saturating_sub(1 + head_gaps);
     if gaps == 0 || !(d.duration_s.is_finite() && d.duration_s > crate::model::aggregate::MIN_DURATION_S) {
         return 0.0;
@@ -1119,10 +1123,15 @@ fn data_pace_ns(d: &FlowDraw, target: u32, head_span_s: &HeadSpans, close: Close
 /// often rides on its FIN): the heads' payload quantiles read at the flow's bytes level
 /// within its size component, so a flow with more bytes than its like carries its kind's
 /// bigger FIN (an IoT hub's 854-byte status report and not its 452-byte one), as in
-/// training, where the report is the bulk of the flow. Nothing without a FIN exchange.
-fn fin_plan(heads: &TcpHeads, close: Close, bytes_level: f64) -> [u32; 2] {
+/// training, where the report is the bulk of the flow. Nothing without a FIN exchange; no
+/// second FIN payload for a one-sided flow (its close starts on the seen side, so the second
+/// FIN is the other side's, unseen).
+fn fin_plan(heads: &TcpHeads, close: Close, bytes_level: f64, one_sided: bool) -> [u32; 2] {
     match close {
-        Close::FourWay | Close::ThreeWay => [heads.payload_at(Role::FinFirst, bytes_level), heads.payload_at(Role::FinSecond, bytes_level)],
+        Close::FourWay | Close::ThreeWay => {
+            let second = if one_sided { 0 } else { heads.payload_at(Role::FinSecond, bytes_level) };
+            [heads.payload_at(Role::FinFirst, bytes_level), second]
+        }
         Close::Rst | Close::None => [0; 2],
     }
 }
@@ -1139,14 +1148,17 @@ fn fin_payload(f: &LiveFlow, planned: u32, after: u32, steps: usize, most: f64) 
     (f.bytes_goal - f.bytes as f64 - headers - f64::from(after)).clamp(0.0, most.max(0.0)) as u32
 }
 
-/// The packets of a handshake that a capture point sees: all three, or SYN and ACK on the
-/// client's side, the SYN-ACK on the server's.
-fn seen_of_opening(seen: Option<Direction>) -> u32 {
-    match seen {
-        None => 3,
-        Some(Direction::Forward) => 2,
-        Some(Direction::Backward) => 1,
-    }
+/// The packets of a TCP flow's heads that a capture point sees: of the handshake (unless seen
+/// from the middle) all three, or SYN and ACK on the client's side, the SYN-ACK on the
+/// server's; and of the close ([`seen_of_close`]).
+fn seen_of_heads(close: Close, mid_stream: bool, seen: Option<Direction>) -> u32 {
+    let opening = match (mid_stream, seen) {
+        (true, _) => 0,
+        (false, None) => 3,
+        (false, Some(Direction::Forward)) => 2,
+        (false, Some(Direction::Backward)) => 1,
+    };
+    opening + seen_of_close(close, seen)
 }
 
 /// The packets of a close that a capture point sees: all of them, or on one side (where the
@@ -1386,11 +1398,13 @@ mod tests {
         // first FINs: none in the lowest eighth of flows, then 100 bytes a step up to 3,200
         heads.payload[Role::FinFirst as usize] = std::array::from_fn(|i| if i < 4 { 0.0 } else { 100.0 * i as f64 });
         heads.payload[Role::FinSecond as usize] = [7.0; QUANTILES];
-        assert_eq!(fin_plan(&heads, Close::FourWay, 1.0), [3200, 7]);
-        assert_eq!(fin_plan(&heads, Close::ThreeWay, 0.5), [1600, 7]);
-        assert_eq!(fin_plan(&heads, Close::FourWay, 0.05), [0, 7], "a small flow's FIN carries nothing");
-        assert_eq!(fin_plan(&heads, Close::Rst, 1.0), [0, 0]);
-        assert_eq!(fin_plan(&heads, Close::None, 1.0), [0, 0]);
+        assert_eq!(fin_plan(&heads, Close::FourWay, 1.0, false), [3200, 7]);
+        assert_eq!(fin_plan(&heads, Close::ThreeWay, 0.5, false), [1600, 7]);
+        assert_eq!(fin_plan(&heads, Close::FourWay, 0.05, false), [0, 7], "a small flow's FIN carries nothing");
+        assert_eq!(fin_plan(&heads, Close::Rst, 1.0, false), [0, 0]);
+        assert_eq!(fin_plan(&heads, Close::None, 1.0, false), [0, 0]);
+        // one-sided: the second FIN is the unseen side's
+        assert_eq!(fin_plan(&heads, Close::FourWay, 1.0, true), [3200, 0]);
     }
 
     #[test]

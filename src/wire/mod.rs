@@ -183,7 +183,7 @@ impl FrameBuilder {
         let mss = (self.mtu - ip_hdr - 20) as u16;
         self.stats.flows_started += 1;
         let resumed = match rec.proto {
-            Proto::Tcp => self.dormant.remove(&tuple(&ends)).filter(|_| rec.tcp_flags & 0x02 == 0).map(|(conn, _)| conn),
+            Proto::Tcp => self.dormant.remove(&tuple(&ends)).filter(|_| rec.tcp_flags & crate::capture::TcpFlags::SYN == 0).map(|(conn, _)| conn),
             _ => None,
         };
         WireFlow {
