@@ -265,14 +265,18 @@ fn a_capture_replayed_at_multiplier_1_keeps_its_schedule() {
     assert!(got.iter().zip(&orig).all(|(a, b)| a.1 == b.1), "frames differ or reordered");
     // schedule error: captured offset − recorded offset, around the best constant offset
     let mut err: Vec<i64> = got.iter().zip(&orig).map(|(g, o)| (g.0 - got[0].0) - (o.0 - orig[0].0)).collect();
-    let drift = *err.last().unwrap();
+    // drift: the median error of the last 100 frames, so that one frame the 2-core VM
+    // happened to send late does not read as a clock running off
+    let mut tail = err[err.len() - 100..].to_vec();
+    tail.sort();
+    let drift = tail[tail.len() / 2];
     err.sort();
     let med = err[err.len() / 2];
     let mut dev: Vec<i64> = err.iter().map(|e| (e - med).abs()).collect();
     dev.sort();
     assert!(dev[dev.len() / 2] < 100_000, "median schedule error {} ns: {report}", dev[dev.len() / 2]);
-    // no drift: the last frame within 2 ms of the schedule over 1.5 s
-    assert!((drift - med).abs() < 2_000_000, "drift {} ns", drift - med);
+    // no drift: the last 100 frames within 2 ms of the schedule over 1.5 s
+    assert!((drift - med).abs() < 2_000_000, "drift {} ns at the last 100 frames", drift - med);
 }
 
 #[test]
