@@ -186,6 +186,7 @@ fn a_flow_on_the_4_tuple_of_one_that_ended_open_continues_its_sequence_space() {
         sides: trafgen::synth::OWN_SIDES,
         last,
         hidden: false,
+        tcp_timestamps: false,
     };
     let seg = |b: &mut FrameBuilder, r: SynthPacket| {
         let f = b.build(&r).unwrap();
@@ -232,6 +233,7 @@ fn a_hidden_record_moves_the_connection_on_and_makes_no_frame() {
         sides: trafgen::synth::OWN_SIDES,
         last: false,
         hidden,
+        tcp_timestamps: false,
     };
     let seg = |b: &mut FrameBuilder, r: SynthPacket| {
         let f = b.build(&r)?;
@@ -252,6 +254,54 @@ fn a_hidden_record_moves_the_connection_on_and_makes_no_frame() {
     assert!(a2.wrapping_sub(a1) > 0 && a2.wrapping_sub(a1) < 200, "the hidden data is acknowledged: {a1} -> {a2}");
     let st = b.stats();
     assert_eq!((st.frames, st.hidden, st.repairs.total()), (3, 3, 0));
+}
+
+#[test]
+fn a_flow_seen_from_the_middle_with_timestamps_carries_them_on_every_segment() {
+    // a backbone flow seen without its SYN: a 1448-byte segment and an ACK each way, with
+    // timestamps (sizes count the 12 bytes of options), then the same without
+    let rec = |flow_id: u64, ts_ns: i64, fwd: bool, size: u32, ts: bool| SynthPacket {
+        flow_id,
+        proto: Proto::Tcp,
+        ip_version: 4,
+        direction: if fwd { Direction::Forward } else { Direction::Backward },
+        ts_ns,
+        size,
+        tcp_flags: 0x10,
+        server_port: 443,
+        client_port: 0,
+        client_rank: 0,
+        server_rank: 0,
+        sides: trafgen::synth::OWN_SIDES,
+        last: false,
+        hidden: false,
+        tcp_timestamps: ts,
+    };
+    let mut b = FrameBuilder::new(WireConfig::default(), 6).unwrap();
+    let mut seg = |r: SynthPacket| {
+        let f = b.build(&r).unwrap();
+        let frame = [f.header, f.payload].concat();
+        let p = decode(LinkType::Ethernet, 0, 0, frame.len() as u32, &frame);
+        let t = *p.tcp().unwrap();
+        (t.options_len, t.option_kinds & trafgen::capture::decode::tcp_option::TIMESTAMP != 0, p.payload_len(), p.size(), frame)
+    };
+    for (id, ts, hdr) in [(1, true, 52), (2, false, 40)] {
+        let segs: Vec<_> = [(0, false, 1448 + hdr), (2_000_000, true, hdr), (5_000_000, false, hdr)].into_iter().map(|(t, fwd, size)| seg(rec(id, t, fwd, size, ts))).collect();
+        for (i, (opts, has_ts, payload, size, _)) in segs.iter().enumerate() {
+            assert_eq!((*opts, *has_ts), (if ts { 12 } else { 0 }, ts), "flow {id} segment {i}");
+            let payload_want = if i == 0 { 1448 } else { 0 };
+            assert_eq!((*payload, *size), (payload_want, payload_want + hdr), "flow {id} segment {i}");
+        }
+        if ts {
+            // TSval at byte 4 of the options (after NOP, NOP, kind, length); TSecr echoes the peer
+            let tsval = |f: &[u8]| u32::from_be_bytes(f[14 + 20 + 20 + 4..14 + 20 + 20 + 8].try_into().unwrap());
+            let tsecr = |f: &[u8]| u32::from_be_bytes(f[14 + 20 + 20 + 8..14 + 20 + 20 + 12].try_into().unwrap());
+            assert_eq!(tsecr(&segs[1].4), tsval(&segs[0].4), "the ACK echoes the segment it answers");
+            assert_eq!(tsval(&segs[2].4).wrapping_sub(tsval(&segs[0].4)), 5, "a 1 kHz clock: 5 ms later, 5 ticks on");
+            assert_ne!(tsecr(&segs[0].4), 0, "the first segment echoes a clock, as one after a handshake does");
+        }
+    }
+    assert_eq!(b.stats().repairs.total(), 0);
 }
 
 fn arb_record() -> impl Strategy<Value = SynthPacket> {
@@ -282,6 +332,7 @@ fn arb_record() -> impl Strategy<Value = SynthPacket> {
             sides: trafgen::synth::OWN_SIDES,
             last,
             hidden: false,
+            tcp_timestamps: false,
         })
 }
 

@@ -177,6 +177,7 @@ mod tests {
                 sides: crate::synth::OWN_SIDES,
                 last: i == 1,
                 hidden: false,
+                tcp_timestamps: false,
             };
             let f = b.build(&rec).unwrap();
             out.push([f.header, f.payload].concat());

@@ -44,6 +44,8 @@ pub const FRESH_HOSTS: u32 = MAX_RANKS as u32;
 
 /// The tensor of the connected flows' one-sided shares, [components, 2].
 const ONE_SIDED: &str = "one_sided_connected";
+/// Name of the per-component timestamp shares of flows seen from the middle.
+const TIMESTAMPS: &str = "mid_stream_timestamps";
 
 /// One row of a categorical table: a value and its probability.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -105,6 +107,12 @@ pub struct Aggregate {
     /// backbone link sees a SYN-ACK and no SYN, a FIN and no reply). Empty: models before it
     /// (both sides of every flow seen).
     pub component_one_sided_p: Vec<[f64; 2]>,
+    /// Per component of the connected flows' GMM: the share of its flows seen from the middle
+    /// whose segments carry the timestamp option (a flow with a handshake negotiates it in its
+    /// SYN; one without shows it only in its segments' 12 bytes of options, which a backbone
+    /// capture's flows mostly carry). Empty: models before it, or captures whose mid-stream
+    /// flows never carry it (no option on such flows).
+    pub component_timestamps_p: Vec<f64>,
     /// Fixed client ports per service (empty: models before the table; every client port is
     /// then the address plan's ephemeral pick).
     pub client_ports: ClientPorts,
@@ -125,6 +133,9 @@ pub struct FlowDraw {
     /// A connected flow that is answered: the probabilities that only its client's packets,
     /// or only its server's, are seen (its component's).
     pub one_sided_p: [f64; 2],
+    /// A connected flow seen from the middle: the probability that its segments carry the
+    /// timestamp option (its component's).
+    pub timestamps_p: f64,
     pub packets: f64,
     pub bytes: f64,
     /// Where `bytes` lies among the bytes of its size component's flows (0 the fewest, 1 the
@@ -208,6 +219,19 @@ fn one_sided_shares<'a>(rows: impl Iterator<Item = &'a FlowRow>) -> [f64; 2] {
         }
     }
     sides.map(|n| if answered == 0 { 0.0 } else { n as f64 / answered as f64 })
+}
+
+/// Share of the TCP flows among `rows` seen from the middle whose segments carry timestamps
+/// (`None` without any such flow).
+fn timestamps_share<'a>(rows: impl Iterator<Item = &'a FlowRow>) -> Option<f64> {
+    let (mut n, mut ts) = (0u64, 0u64);
+    for r in rows.filter(|r| r.kind == FlowKind::Connected && r.mid_stream) {
+        if let Some(t) = r.timestamps {
+            n += 1;
+            ts += u64::from(t);
+        }
+    }
+    (n > 0).then(|| ts as f64 / n as f64)
 }
 
 /// Share of the opening TCP flows among `rows` that nobody answered (0 without any).
@@ -341,6 +365,7 @@ impl Aggregate {
         let mut component_open_p = Vec::new();
         let mut component_unanswered_p = Vec::new();
         let mut component_one_sided_p = Vec::new();
+        let mut component_timestamps_p = Vec::new();
         let settle = settle_s(rows);
         let tcp_open_p = tcp_open_share(rows);
         let mut ports: [Vec<Weighted<(u16, u8)>>; 3] = Default::default();
@@ -378,6 +403,12 @@ impl Aggregate {
                     component_open_p = (0..g.k() as i64).map(|c| settle.and_then(|s| open_share(claimed_by(c), s)).unwrap_or(tcp_open_p)).collect();
                     component_unanswered_p = (0..g.k() as i64).map(|c| unanswered_share(claimed_by(c))).collect();
                     component_one_sided_p = (0..g.k() as i64).map(|c| one_sided_shares(claimed_by(c))).collect();
+                    // a component without flows seen from the middle: the kind's share
+                    let all = timestamps_share(of.iter().copied()).unwrap_or(0.0);
+                    component_timestamps_p = (0..g.k() as i64).map(|c| timestamps_share(claimed_by(c)).unwrap_or(all)).collect();
+                    if component_timestamps_p.iter().all(|&p| p == 0.0) {
+                        component_timestamps_p.clear();
+                    }
                 }
                 flow[k] = Some(g);
             }
@@ -412,6 +443,7 @@ impl Aggregate {
             component_open_p,
             component_unanswered_p,
             component_one_sided_p,
+            component_timestamps_p,
             client_ports: ClientPorts::fit(rows.iter()),
             standing,
         })
@@ -446,13 +478,14 @@ impl Aggregate {
         let v6 = rng.next_f64() < self.v6_share[k];
         let client_rank = draw_rank(hosts.map_or(&self.client_rank, |h| &h[0]), rng);
         let server_rank = draw_rank(hosts.map_or(&self.server_rank, |h| &h[1]), rng);
-        let (open_p, unanswered_p, one_sided_p) = match component {
+        let (open_p, unanswered_p, one_sided_p, timestamps_p) = match component {
             Some(c) if kind == FlowKind::Connected => (
                 self.component_open_p.get(c).copied().unwrap_or(self.tcp_open_p),
                 self.component_unanswered_p.get(c).copied().unwrap_or(0.0),
                 self.component_one_sided_p.get(c).copied().unwrap_or([0.0; 2]),
+                self.component_timestamps_p.get(c).copied().unwrap_or(0.0),
             ),
-            _ => (self.tcp_open_p, 0.0, [0.0; 2]),
+            _ => (self.tcp_open_p, 0.0, [0.0; 2], 0.0),
         };
         FlowDraw {
             gap_s,
@@ -460,6 +493,7 @@ impl Aggregate {
             open_p,
             unanswered_p,
             one_sided_p,
+            timestamps_p,
             packets,
             bytes,
             bytes_level,
@@ -491,6 +525,9 @@ impl Aggregate {
         if self.component_one_sided_p.iter().any(|p| p[0] + p[1] > 0.0) {
             let flat: Vec<f64> = self.component_one_sided_p.iter().flatten().copied().collect();
             out.push((ONE_SIDED.to_string(), Tensor::from_slice(&flat).view([-1, 2])));
+        }
+        if !self.component_timestamps_p.is_empty() {
+            out.push((TIMESTAMPS.to_string(), Tensor::from_slice(&self.component_timestamps_p)));
         }
         if !self.shared_hosts.hosts.is_empty() {
             out.push((shared_hosts::TENSOR.to_string(), self.shared_hosts.to_tensor()));
@@ -611,6 +648,9 @@ impl Aggregate {
                 }
                 v.chunks(2).map(|p| [p[0], p[1]]).collect()
             },
+            // absent in models made before it, or of captures whose flows seen from the
+            // middle never carry timestamps: no options on such flows
+            component_timestamps_p: probabilities(TIMESTAMPS)?,
             // absent in models made before it: every drawn rank is a table host
             fresh_rank: match get("fresh_rank") {
                 None => [u32::MAX; 2],
@@ -689,7 +729,7 @@ impl Aggregate {
         }
         // per-component tables of the connected flows: one value per component, or none
         let k = agg.flow[FlowKind::Connected.index()].as_ref().map_or(0, Gmm::k);
-        for (name, n) in [("open_connected", agg.component_open_p.len()), ("unanswered_connected", agg.component_unanswered_p.len()), (ONE_SIDED, agg.component_one_sided_p.len())] {
+        for (name, n) in [("open_connected", agg.component_open_p.len()), ("unanswered_connected", agg.component_unanswered_p.len()), (ONE_SIDED, agg.component_one_sided_p.len()), (TIMESTAMPS, agg.component_timestamps_p.len())] {
             if n != 0 && n != k {
                 return Err(format!("tensor `{name}` has {n} values for the {k} components of `flow_connected`"));
             }
@@ -720,6 +760,7 @@ mod tests {
             mid_stream: false,
             unanswered: false,
             one_side: None,
+            timestamps: None,
             since_capture_start_s: 0.0,
             until_capture_end_s: 0.0,
             capture_span_s: 0.0,
@@ -865,6 +906,7 @@ mod open_tests {
             mid_stream,
             unanswered: false,
             one_side: None,
+            timestamps: None,
             since_capture_start_s,
             until_capture_end_s: 0.0,
             capture_span_s: 0.0,
@@ -938,6 +980,38 @@ mod open_tests {
         // captures that saw both sides of every flow leave the table out
         let whole: Vec<FlowRow> = rows.iter().map(|r| FlowRow { one_side: None, ..*r }).collect();
         assert!(Aggregate::fit(&whole, 4, 1).unwrap().named_tensors().iter().all(|(n, _)| n != ONE_SIDED));
+    }
+
+    #[test]
+    fn each_size_of_tcp_flow_seen_from_the_middle_keeps_its_own_timestamp_share() {
+        // 1-packet flows seen from the middle: 3 in 4 carry timestamps (a backbone's Linux
+        // hosts); 10-packet flows that opened (their SYN says, not this table) and a few seen
+        // from the middle without timestamps
+        let mut rows: Vec<FlowRow> = (0..80).map(|i| FlowRow { packets: 1, bytes: 52, timestamps: Some(i % 4 != 0), ..tcp(true, 30.0 + f64::from(i), 0.0) }).collect();
+        rows.extend((0..60).map(|i| FlowRow { timestamps: Some(true), ..tcp(false, 30.0 + f64::from(i), 5.0) }));
+        rows.extend((0..12).map(|i| FlowRow { timestamps: Some(false), ..tcp(true, 30.0 + f64::from(i), 5.0) }));
+        let agg = Aggregate::fit(&rows, 4, 1).unwrap();
+        let mut rng = SplitMix64::new(4);
+        for _ in 0..500 {
+            let d = agg.sample_flow(&mut rng);
+            let want = if d.packets.round() == 1.0 { 0.75 } else { 0.0 };
+            assert!((d.timestamps_p - want).abs() < 1e-9, "{d:?}");
+        }
+        // the table survives the round trip; a model without it sends no options mid-stream
+        let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
+        let back = Aggregate::from_named(&|n| named.get(n).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!(back.component_timestamps_p, agg.component_timestamps_p);
+        let older = Aggregate::from_named(&|n| named.get(n).filter(|_| n != TIMESTAMPS).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!(older.sample_flow(&mut rng).timestamps_p, 0.0);
+        // shares that are not probabilities, or not one per component, are named
+        for bad in [vec![1.5; agg.component_timestamps_p.len()], vec![0.5; agg.component_timestamps_p.len() + 1]] {
+            let t = Aggregate::from_named(&|n| if n == TIMESTAMPS { Some(Tensor::from_slice(&bad)) } else { named.get(n).map(|t| t.shallow_clone()) });
+            let e = t.err().unwrap_or_default();
+            assert!(e.contains(TIMESTAMPS), "{e}");
+        }
+        // a capture whose flows seen from the middle never carry timestamps leaves it out
+        let none: Vec<FlowRow> = rows.iter().map(|r| FlowRow { timestamps: Some(false), ..*r }).collect();
+        assert!(Aggregate::fit(&none, 4, 1).unwrap().named_tensors().iter().all(|(n, _)| n != TIMESTAMPS));
     }
 
     #[test]

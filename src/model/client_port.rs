@@ -159,6 +159,7 @@ mod tests {
             mid_stream: false,
             unanswered: false,
             one_side: None,
+            timestamps: None,
             since_capture_start_s: 0.0,
             until_capture_end_s: 0.0,
             capture_span_s: 1.0,

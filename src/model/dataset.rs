@@ -9,14 +9,15 @@ use std::path::{Path, PathBuf};
 
 use rustc_hash::FxHashMap;
 
-use crate::capture::{FileFormat, LinkType, Packet, TcpFlags};
+use crate::capture::decode::tcp_option;
+use crate::capture::{FileFormat, LinkType, Packet, TcpFlags, TcpInfo};
 use crate::features::{FlowFeatures, PacketFeatures, Rolling};
 use crate::flow::{Assignment, Direction, Flow, FlowKind};
 use crate::ingest::{self, IngestError, IngestOptions, IngestReport, Observer};
 
 /// Names of the packet feature vector, in order.
 pub const PACKET_FEATURES: [&str; PACKET_DIM] = [
-    "log_size",
+    "log_payload",
     "header_len",
     "direction",
     "flag_fin",
@@ -35,7 +36,7 @@ pub const PACKET_DIM: usize = 14;
 
 /// Column indices used when decoding generated vectors.
 pub mod col {
-    pub const LOG_SIZE: usize = 0;
+    pub const LOG_PAYLOAD: usize = 0;
     pub const HEADER: usize = 1;
     pub const DIRECTION: usize = 2;
     pub const FLAGS: usize = 3; // FIN SYN RST PSH ACK
@@ -48,7 +49,7 @@ pub fn packet_vector(pf: &PacketFeatures) -> [f32; PACKET_DIM] {
     let b = |x: bool| if x { 1.0 } else { 0.0 };
     let mut v = [0f32; PACKET_DIM];
     // log10: the packet-size modes (40–120 B control/requests vs ~1500 B data) stay apart
-    v[0] = (pf.size.max(1) as f32).log10();
+    v[0] = (1.0 + pf.payload_len as f32).log10();
     v[1] = pf.header_len as f32;
     v[2] = f32::from(pf.direction);
     v[3] = b(f.has(TcpFlags::FIN));
@@ -93,6 +94,10 @@ pub struct FlowRow {
     /// Only one side's packets were seen (`Forward`: the client's), as a capture point on one
     /// direction of a link sees every flow; `None` when both sides were.
     pub one_side: Option<Direction>,
+    /// TCP: whether its first segment after the handshake (its first, for a flow seen from
+    /// the middle) carries the timestamp option; `None` for other protocols and flows of
+    /// handshake packets only.
+    pub timestamps: Option<bool>,
     /// Seconds from its capture's first packet to its own first packet.
     pub since_capture_start_s: f64,
     /// Seconds from its own last packet to its capture's last packet (0: the capture ended
@@ -126,6 +131,7 @@ impl FlowRow {
             mid_stream: false,
             unanswered: false,
             one_side: None,
+            timestamps: None,
             since_capture_start_s: 1.0,
             until_capture_end_s: 1.0,
             capture_span_s: 5.0,
@@ -171,6 +177,8 @@ struct Collector {
     keys: Vec<(u64, u32)>,
     rows: Vec<f32>,
     flow_kind: FxHashMap<u64, FlowKind>,
+    /// Per TCP flow: whether its first segment without SYN carried timestamps.
+    timestamps: FxHashMap<u64, bool>,
     flow_rows: Vec<(u64, FlowRow)>,
     hosts: FxHashMap<[u8; 16], u32>,
     /// First packet time of the current capture.
@@ -209,6 +217,11 @@ impl Observer for Collector {
     }
     fn packet(&mut self, p: &Packet, a: Option<&Assignment>, f: Option<&PacketFeatures>) {
         self.file_first_ns.get_or_insert(p.ts_ns);
+        if let (Some(a), Some(t)) = (a, p.tcp()) {
+            if !t.flags.has(TcpFlags::SYN) {
+                self.timestamps.entry(a.flow_id).or_insert_with(|| has_timestamps(t));
+            }
+        }
         if let (Some(a), Some(f)) = (a, f) {
             self.keys.push((a.flow_id, a.position.min(u64::from(u32::MAX)) as u32));
             self.rows.extend_from_slice(&packet_vector(f));
@@ -234,6 +247,7 @@ impl Observer for Collector {
                 server_host,
                 mid_stream: ff.mid_stream,
                 unanswered: ff.kind == FlowKind::Connected && !ff.mid_stream && ff.packets_bwd == 0,
+                timestamps: self.timestamps.remove(&ff.flow_id),
                 one_side: match (ff.packets_fwd, ff.packets_bwd) {
                     (_, 0) => Some(Direction::Forward),
                     (0, _) => Some(Direction::Backward),
@@ -248,6 +262,13 @@ impl Observer for Collector {
             },
         ));
     }
+}
+
+/// Whether a TCP segment carries the timestamp option: seen among its options, or, where the
+/// capture cut the options off, told by their length (12 bytes: NOP, NOP, timestamps — the
+/// only data-segment option a stack sends on every segment).
+fn has_timestamps(t: &TcpInfo) -> bool {
+    t.option_kinds & tcp_option::TIMESTAMP != 0 || (t.option_kinds == 0 && t.options_len == 12)
 }
 
 /// Ingests `paths` with per-packet features and builds the dataset.

@@ -4,7 +4,7 @@
 //! the training inputs (path, sha256, bytes, packets, licence), the exact command line, seed,
 //! device, trafgen version and a training summary. Loading checks the format version first.
 
-use super::dataset::InputFile;
+use super::dataset::{InputFile, PACKET_FEATURES};
 use crate::flow::FlowKind;
 use super::flow_lstm::LstmShape;
 use super::scaler::Scaler;
@@ -13,7 +13,11 @@ use super::vae::{LossCurve, VaeShape};
 /// The model format this build writes and reads.
 /// 2: adds the TCP handshake/teardown heads (`tcp_heads.safetensors`).
 /// 3: adds the recurring payload lengths (`payload_support.safetensors`).
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: the packet vector's first feature is `log_payload` (log10 of 1 + the transport payload),
+///    not `log_size` (log10 of the IP total length): a decoded payload no longer depends on
+///    how the decoder rounds the header length. The aggregate model may hold
+///    `mid_stream_timestamps`.
+pub const FORMAT_VERSION: u32 = 4;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +44,9 @@ impl Manifest {
     pub fn check(&self, dim: usize) -> Result<(), String> {
         if self.features.names.len() != dim {
             return Err(format!("{} packet features, this build uses {dim}", self.features.names.len()));
+        }
+        if let Some((i, (have, want))) = self.features.names.iter().zip(PACKET_FEATURES).enumerate().find(|(_, (a, b))| a.as_str() != *b) {
+            return Err(format!("`features.names[{i}]` is \"{have}\", this build's feature {i} is \"{want}\""));
         }
         self.features.scaler.check(dim)?;
         if self.packet.vae.input != dim as i64 {

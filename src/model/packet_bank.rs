@@ -27,6 +27,11 @@ pub struct PacketBank {
     packets: Vec<Entry>,
     /// Per component, per bin: the mean payload (size less headers) of its packets, bytes.
     bin_payload: Vec<f32>,
+    /// Per component: the share of its packets the server sends.
+    back_share: Vec<f32>,
+    /// Per handshake step (the client's SYN, the server's SYN-ACK, the client's empty ACK),
+    /// per component: the share of its packets that are that step's packet.
+    opening_share: [Vec<f32>; 3],
 }
 
 /// Bins of equal mass per component, in order of payload.
@@ -79,6 +84,14 @@ impl PacketBank {
             packets.extend(model.sample_packets(chunk, rng).iter().map(Entry::of));
         }
         let mut bin_payload = Vec::with_capacity(k * BINS);
+        let share = |is: &dyn Fn(&Entry) -> bool| -> Vec<f32> { packets.chunks(per_component).map(|c| c.iter().filter(|e| is(e)).count() as f32 / c.len() as f32).collect() };
+        let back_share = share(&|e| e.backward);
+        // (SYN 0x02, ACK 0x10, FIN 0x01, RST 0x04)
+        let opening_share = [
+            share(&|e| e.tcp_flags & 0x12 == 0x02 && !e.backward),
+            share(&|e| e.tcp_flags & 0x12 == 0x12 && e.backward),
+            share(&|e| e.tcp_flags & 0x07 == 0 && e.payload() == 0 && !e.backward),
+        ];
         for c in packets.chunks_mut(per_component) {
             // stable: entries of equal payload keep their drawn order
             c.sort_by_key(Entry::payload);
@@ -87,7 +100,7 @@ impl PacketBank {
                 bin_payload.push((part.iter().map(|e| f64::from(e.payload())).sum::<f64>() / part.len() as f64) as f32);
             }
         }
-        PacketBank { per_component, packets, bin_payload }
+        PacketBank { per_component, packets, bin_payload, back_share, opening_share }
     }
 
     /// Per component and bin (`k * BINS + b`): the mean payload of its packets, bytes (what
@@ -102,6 +115,19 @@ impl PacketBank {
         let r = bin_range(self.per_component, b);
         let i = r.start + rng.below(r.len() as u64) as usize;
         self.packets[k * self.per_component + i].sample()
+    }
+
+    /// Per component: the share of its packets the server sends (what
+    /// [`crate::synth::steer`] draws the sending side by).
+    pub fn back_shares(&self) -> &[f32] {
+        &self.back_share
+    }
+
+    /// Per component: the share of its packets that are step `step` of a TCP handshake (0 the
+    /// client's SYN, 1 the server's SYN-ACK, 2 the client's empty ACK): what the engine draws
+    /// the LSTM's replay of the handshake among.
+    pub fn opening_shares(&self, step: usize) -> &[f32] {
+        &self.opening_share[step]
     }
 
     pub fn components(&self) -> usize {

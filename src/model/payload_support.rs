@@ -39,8 +39,7 @@ impl PayloadSupport {
         let mut n = 0u64;
         for r in rows {
             let row = ds.row(r);
-            let size = 10f64.powf(f64::from(row[col::LOG_SIZE])).round();
-            let payload = (size - f64::from(row[col::HEADER]).round()).max(0.0) as u32;
+            let payload = (10f64.powf(f64::from(row[col::LOG_PAYLOAD])) - 1.0).round().max(0.0) as u32;
             *counts.entry(payload).or_default() += 1;
             n += 1;
         }
@@ -92,7 +91,7 @@ mod tests {
                 _ => (400.0 + (i - 800) as f32 * 7.0, 52.0),
             };
             let mut v = [0f32; PACKET_DIM];
-            v[col::LOG_SIZE] = size.log10();
+            v[col::LOG_PAYLOAD] = (1.0 + size - header).log10();
             v[col::HEADER] = header;
             ds.packets.extend_from_slice(&v);
         }

@@ -294,6 +294,7 @@ mod tests {
             mid_stream: false,
             unanswered: false,
             one_side: None,
+            timestamps: None,
             since_capture_start_s: since,
             until_capture_end_s: (span - since - duration).max(0.0),
             capture_span_s: span,

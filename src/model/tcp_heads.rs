@@ -114,8 +114,8 @@ struct Pkt {
 }
 
 fn pkt(row: &[f32]) -> Pkt {
-    let size = 10f64.powf(f64::from(row[col::LOG_SIZE]));
-    let payload_len = (size.round() - f64::from(row[col::HEADER]).round()).max(0.0);
+    let payload_len = (10f64.powf(f64::from(row[col::LOG_PAYLOAD])) - 1.0).round().max(0.0);
+    let size = f64::from(row[col::HEADER]).round() + payload_len;
     Pkt {
         log_dt: f64::from(row[col::LOG_DT]),
         size,
@@ -346,7 +346,7 @@ mod tests {
     /// A packet row: size, header, direction (1 = backward), flags FIN SYN RST PSH ACK, log dt.
     fn row(size: f32, header: f32, back: bool, flags: [bool; 5], log_dt: f32) -> [f32; PACKET_DIM] {
         let mut v = [0f32; PACKET_DIM];
-        v[col::LOG_SIZE] = size.log10();
+        v[col::LOG_PAYLOAD] = (1.0 + size - header).log10();
         v[col::HEADER] = header;
         v[col::DIRECTION] = f32::from(u8::from(back));
         for (i, f) in flags.iter().enumerate() {

@@ -231,7 +231,10 @@ fn fuzz_found_manifests_are_errors_naming_the_field() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("m");
     let int = toml::Value::Integer;
-    let cases: [(&str, toml::Value, &str, &str); 7] = [
+    let mut names: Vec<toml::Value> = dataset::PACKET_FEATURES.iter().map(|&n| toml::Value::String(n.into())).collect();
+    // a model whose packet vector began with log10 of the IP total length (format 3)
+    names[0] = toml::Value::String("log_size".into());
+    let cases: [(&str, toml::Value, &str, &str); 8] = [
         ("packet.vae.hidden", int(-1), "manifest.toml", "`packet.vae.hidden` is -1, must be at least 1"),
         ("packet.vae.hidden", int(1 << 40), "packet_vae.safetensors", "the manifest's packet.vae needs more than 2^64 parameters"),
         ("flow.lstm.layers", int(0), "manifest.toml", "`flow.lstm.layers` is 0, must be at least 1"),
@@ -239,6 +242,7 @@ fn fuzz_found_manifests_are_errors_naming_the_field() {
         ("features.scaler.std", toml::Value::Array(vec![toml::Value::Float(1.0); 3]), "manifest.toml", "`features.scaler.std` has 3 values, expected 14"),
         ("features.scaler.max", toml::Value::Array(vec![toml::Value::Float(f64::NAN); 14]), "manifest.toml", "`features.scaler.max[0]` is NaN"),
         ("packet.vae.input", int(3), "manifest.toml", "`packet.vae.input` is 3, this build has 14 features"),
+        ("features.names", toml::Value::Array(names), "manifest.toml", "`features.names[0]` is \"log_size\", this build's feature 0 is \"log_payload\""),
     ];
     for (field, value, file, message) in cases {
         default_model_with(&dir, field, value);
@@ -272,4 +276,15 @@ fn the_packet_banks_bins_split_each_component_by_payload() {
     let all: f32 = (0..4000).map(|_| bank.draw(0, &mut rng)).map(|p| p.size.saturating_sub(p.header_len) as f32).sum::<f32>() / 4000.0;
     let of_bins = bins[..BINS].iter().sum::<f32>() / BINS as f32;
     assert!((all - of_bins).abs() <= 0.1 * of_bins.abs() + 2.0, "{all} against {of_bins}");
+    // the sides and the handshake steps: the known capture's flows open with a SYN from the
+    // client and a SYN-ACK from the server, one each in 16 packets; its responses come from
+    // the server, with its SYN-ACK, an ACK and its FIN (6 in 16)
+    let weights = Vec::<f64>::try_from(model.packet_gmm.weights.to_kind(tch::Kind::Double)).unwrap();
+    let share = |v: &[f32]| weights.iter().zip(v).map(|(w, &x)| w * f64::from(x)).sum::<f64>();
+    for (step, want) in [(0, 1.0 / 16.0), (1, 1.0 / 16.0)] {
+        let got = share(bank.opening_shares(step));
+        assert!((got - want).abs() < 0.02, "handshake step {step}: {got}");
+    }
+    let back = share(bank.back_shares());
+    assert!((back - 6.0 / 16.0).abs() < 0.06, "server's share {back}");
 }

@@ -23,8 +23,7 @@ use super::{Proto, Side, SynthPacket};
 use crate::capture::TcpFlags;
 use crate::flow::{Direction, FlowKind};
 use crate::model::aggregate::{FlowDraw, FRESH_HOSTS};
-use crate::model::PacketSample;
-use crate::model::lean_lstm::{sample_logits, LeanError, LeanLstm};
+use crate::model::lean_lstm::{draw_weighted, exp_approx, sample_logits, LeanError, LeanLstm};
 use crate::model::packet_bank::{PacketBank, BINS, DEFAULT_PER_COMPONENT};
 use crate::model::tcp_heads::{Close, Role, TcpHeads, CLOSES, QUANTILES};
 use crate::model::standing::StandingFlow;
@@ -216,10 +215,11 @@ struct LiveFlow {
     packets: u32,
     /// LSTM tokens skipped in this flow (bounded, so a flow always ends).
     skipped: u32,
-    /// Handshake tokens of the LSTM still to absorb: the LSTM learnt whole flows, so a flow
-    /// the heads opened has its LSTM replay the handshake first (SYN, SYN-ACK, ACK); those
-    /// tokens move its state on and send nothing ([`absorbs_opening`]). 0: done, or a
-    /// flow without a handshake.
+    /// Handshake tokens of the LSTM still to replay: the LSTM learnt whole flows, so a flow
+    /// the heads opened has its LSTM replay the handshake first (SYN, SYN-ACK, ACK), each
+    /// token drawn among the components that carry that packet
+    /// ([`crate::model::packet_bank::PacketBank::opening_shares`]); those tokens move its
+    /// state on and send nothing. 0: done, or a flow without a handshake.
     opening: u8,
     /// TCP: nobody answers it: its SYN is sent again, `pace_ns` apart, up to its length.
     unanswered: bool,
@@ -260,8 +260,10 @@ struct LiveFlow {
     /// A steered flow closing with FINs: the payload its first and second FIN are to carry,
     /// planned at its start ([`fin_plan`]) so that its data packets leave them that.
     fin_plan: [u32; 2],
-    /// The last token choice was steered, to this payload bin of its component.
+    /// The last token choice was steered, to this payload bin of its component, and sent by
+    /// this side (`true`: the server's).
     size_bin: Option<u8>,
+    size_side: Option<bool>,
     /// A standing flow's index in the aggregate model, when its own chain writes it instead
     /// of the kind's LSTM ([`StandingFlow::next_state`]; `token` is then its state);
     /// `NO_CHAIN` otherwise.
@@ -269,6 +271,10 @@ struct LiveFlow {
 }
 
 const NO_CHAIN: u32 = u32::MAX;
+/// Bytes of a TCP header with the timestamp option (NOP, NOP, timestamps).
+const TS_HDR: u32 = 32;
+/// IP total length of the largest frame on Ethernet.
+const ETHERNET_MTU: u32 = 1500;
 
 /// What varies between a flow's packets (the rest is the flow's).
 #[derive(Clone, Copy, Debug, Default)]
@@ -411,6 +417,7 @@ impl LiveFlow {
             sides: self.sides,
             last: p.last,
             hidden: p.hidden,
+            tcp_timestamps: self.proto == Proto::Tcp && self.l4_hdr == TS_HDR,
         }
     }
 }
@@ -677,6 +684,7 @@ impl<'m> Engine<'m> {
             open_p: if s.mid_stream { 0.0 } else { 1.0 },
             unanswered_p: 0.0,
             one_sided_p: [0.0; 2],
+            timestamps_p: 0.0,
             packets: f64::from(u32::MAX - 1),
             bytes: 0.0,
             bytes_level: 0.5,
@@ -703,7 +711,7 @@ impl<'m> Engine<'m> {
 
     /// Puts a flow in the schedule, its first packet at `t`; returns its slot.
     #[allow(clippy::too_many_arguments)]
-    fn launch(&mut self, d: &FlowDraw, t: i64, rng: SplitMix64, close: (Close, bool), mid_stream: bool, target: u32, pace_ns: f64) -> u32 {
+    fn launch(&mut self, d: &FlowDraw, t: i64, mut rng: SplitMix64, close: (Close, bool), mid_stream: bool, target: u32, pace_ns: f64) -> u32 {
         let id = self.next_id;
         self.next_id += 1;
         let proto = match d.kind {
@@ -713,6 +721,9 @@ impl<'m> Engine<'m> {
             FlowKind::Unconnected => Proto::Udp,
             FlowKind::NoFlow => Proto::Arp,
         };
+        // a TCP flow seen from the middle: timestamps as its size component's flows had them
+        // (drawn only where the model has such flows, so a model without them draws as before)
+        let timestamps = proto == Proto::Tcp && mid_stream && d.timestamps_p > 0.0 && rng.next_f64() < d.timestamps_p;
         // a host seen on both sides in training: at its one address whichever side it is on
         let [(client_side, client_rank), (server_side, server_rank)] = self.model.aggregate.shared_hosts.place(d.client_rank, d.server_rank);
         let flow = LiveFlow {
@@ -740,7 +751,11 @@ impl<'m> Engine<'m> {
             listed: true,
             begun: false,
             ip_hdr: if d.v6 { 40 } else { 20 },
-            l4_hdr: if proto == Proto::Tcp { 20 } else { 8 },
+            l4_hdr: match proto {
+                Proto::Tcp if timestamps => TS_HDR,
+                Proto::Tcp => 20,
+                _ => 8,
+            },
             queue: Ahead::default(),
             standing: false,
             pace_ns,
@@ -753,6 +768,7 @@ impl<'m> Engine<'m> {
             bytes: 0,
             fin_plan: [0; 2],
             size_bin: None,
+            size_side: None,
             chain: NO_CHAIN,
         };
         let slot = match self.free.pop() {
@@ -819,15 +835,37 @@ impl<'m> Engine<'m> {
                     let Some(f) = self.flows[s].as_mut() else { continue };
                     // END is the last output: left out while the flow is short of its length
                     let logits = &b.logits[i * out..(i + 1) * out - usize::from(f.wants_more())];
+                    if f.opening > 0 {
+                        // the LSTM replays the handshake the heads sent: its token for the step
+                        // is drawn among the components that carry the step's packet, with the
+                        // LSTM's odds, and sends nothing (a model whose packets hold no
+                        // handshake has nothing to replay: its tokens are packets at once)
+                        let shares = rules.bank.opening_shares(3 - usize::from(f.opening));
+                        match draw_among(logits, shares, &mut b.weights, &mut f.rng) {
+                            Some(token) => {
+                                f.opening -= 1;
+                                f.token = token;
+                                rules.stats.skipped_tokens += 1;
+                                active.push(s as u32);
+                                continue;
+                            }
+                            None => f.opening = 0,
+                        }
+                    }
                     let bins = rules.bank.bin_payloads();
                     let token = match f.payload_aim() {
                         Some((aim, budget, left)) if logits.len() * BINS == bins.len() => {
-                            let (token, bin) = sample_towards(logits, bins, aim, budget, left, &mut b.choices, &mut f.rng);
-                            f.size_bin = Some(bin as u8);
-                            token
+                            // a flow seen from both sides: the side that sends is the LSTM's (a
+                            // one-sided flow's seen side sends all its data anyway)
+                            let back = if f.seen.is_none() { rules.bank.back_shares() } else { &[] };
+                            let s = sample_towards(logits, bins, back, aim, budget, left, &mut b.choices, &mut f.rng);
+                            f.size_bin = Some(s.bin as u8);
+                            f.size_side = s.backward;
+                            s.component
                         }
                         _ => {
                             f.size_bin = None;
+                            f.size_side = None;
                             sample_logits(logits, &mut b.weights, &mut f.rng)
                         }
                     };
@@ -894,7 +932,7 @@ impl Rules<'_> {
                         1 => (Direction::Backward, TcpFlags::SYN | TcpFlags::ACK, f.ip_hdr + f.l4_hdr),
                         _ => {
                             // from here on: data-segment options (timestamps or none)
-                            f.l4_hdr = if f.l4_hdr == 40 { 32 } else { 20 };
+                            f.l4_hdr = if f.l4_hdr == 40 { TS_HDR } else { 20 };
                             (Direction::Forward, TcpFlags::ACK, f.ip_hdr + f.l4_hdr)
                         }
                     };
@@ -947,6 +985,10 @@ impl Rules<'_> {
             Some(bin) if chain.is_none() => self.bank.draw_in_bin(component, usize::from(bin), &mut f.rng),
             _ => self.bank.draw(component, &mut f.rng),
         };
+        // a steered choice: the side drawn with it sends (of a component both sides send)
+        if let Some(backward) = f.size_side.take().filter(|_| chain.is_none()) {
+            p.direction = if backward { Direction::Backward } else { Direction::Forward };
+        }
         if let Some(s) = chain {
             // a standing flow's own gaps in this state
             let u = f.rng.next_f64();
@@ -955,7 +997,14 @@ impl Rules<'_> {
         }
         // a flow's first packet has no gap (push leaves it at the flow's start): not paced
         let dt_ns = if f.packets == 0 { 0.0 } else { f.paced(p.time_diff_s * NS / self.cfg.multiplier) };
-        let size = f.ip_hdr + f.l4_hdr + p.size.saturating_sub(p.header_len);
+        let mut payload = p.size.saturating_sub(p.header_len);
+        // a segment as big as an Ethernet MTU allows without options stays as big as it allows
+        // with them (1,460 bytes of payload become 1,448 with timestamps, as a stack's MSS does)
+        let room = ETHERNET_MTU.saturating_sub(f.ip_hdr + f.l4_hdr);
+        if f.proto == Proto::Tcp && payload > room && payload <= ETHERNET_MTU.saturating_sub(f.ip_hdr + 20) {
+            payload = room;
+        }
+        let size = f.ip_hdr + f.l4_hdr + payload;
         if f.proto != Proto::Tcp {
             push(f, dt_ns, p.direction, size, 0);
             return;
@@ -963,9 +1012,7 @@ impl Rules<'_> {
         let fl = TcpFlags(p.tcp_flags);
         // a one-sided flow's data all comes from the side that is seen
         let dir = f.seen.unwrap_or(p.direction);
-        if absorbs_opening(f, fl, &p) {
-            self.stats.skipped_tokens += 1;
-        } else if fl.has(TcpFlags::SYN) && f.target == u32::MAX {
+        if fl.has(TcpFlags::SYN) && f.target == u32::MAX {
             // the handshake came from the heads already (with drawn lengths, a SYN token is
             // a data segment like an early FIN: skipping it would cut long flows short at
             // MAX_SKIPPED, and the length bounds the flow anyway)
@@ -976,7 +1023,7 @@ impl Rules<'_> {
             }
         } else if fl.has(TcpFlags::RST) && f.may_end_with(1) {
             // the LSTM resets the flow here
-            push(f, dt_ns, dir, f.ip_hdr + 20, TcpFlags::RST | TcpFlags::ACK);
+            push(f, dt_ns, dir, f.ip_hdr + f.l4_hdr, TcpFlags::RST | TcpFlags::ACK);
             f.phase = Phase::Done;
             if let Some(l) = f.queue.back_mut() {
                 l.last = true;
@@ -1031,8 +1078,9 @@ impl Rules<'_> {
                     };
                     (f.ip_hdr + f.l4_hdr + payload, if payload > 0 { flags | TcpFlags::PSH } else { flags })
                 } else {
-                    // ACKs and RSTs carry no payload
-                    (f.ip_hdr + if flags & TcpFlags::RST != 0 { 20 } else { f.l4_hdr }, flags)
+                    // ACKs and RSTs carry no payload (and the connection's options, as the
+                    // wire stage lays out every segment after the handshake)
+                    (f.ip_hdr + f.l4_hdr, flags)
                 };
                 push(f, dt * NS / self.cfg.multiplier, dir, size, flags);
             }
@@ -1045,23 +1093,16 @@ impl Rules<'_> {
 
 }
 
-/// Whether a TCP token is the LSTM replaying the handshake the heads already sent (a SYN or
-/// SYN-ACK first, then the client's empty ACK): it is absorbed, moving the LSTM's state on
-/// without a packet. Any other token ends the opening, and is a packet as usual.
-fn absorbs_opening(f: &mut LiveFlow, fl: TcpFlags, p: &PacketSample) -> bool {
-    let syn = fl.has(TcpFlags::SYN);
-    let bare_ack = !syn && !fl.has(TcpFlags::FIN) && !fl.has(TcpFlags::RST) && p.size <= p.header_len && p.direction == Direction::Forward;
-    match f.opening {
-        3 | 2 if syn => f.opening -= 1,
-        // the ACK completing a replayed SYN (and SYN-ACK)
-        2 | 1 if bare_ack => f.opening = 0,
-        0 => return false,
-        _ => {
-            f.opening = 0;
-            return false;
-        }
+/// A component drawn with the LSTM's odds (`logits`, END left out when there) times each
+/// component's `shares` of the packet wanted; `None` when no component the LSTM allows has any.
+fn draw_among(logits: &[f32], shares: &[f32], weights: &mut [f32], rng: &mut SplitMix64) -> Option<usize> {
+    let n = shares.len().min(logits.len());
+    let max = logits[..n].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let weights = &mut weights[..n];
+    for ((w, &l), &s) in weights.iter_mut().zip(logits).zip(shares) {
+        *w = exp_approx(l - max) * s;
     }
-    true
+    (weights.iter().any(|&w| w > 0.0)).then(|| draw_weighted(weights, rng))
 }
 
 /// How a flow whose LSTM sent the first FIN closes: its drawn way if that is a FIN exchange,
@@ -1393,6 +1434,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_handshake_replay_draws_among_the_components_that_carry_the_step() {
+        // the LSTM prefers component 0, which is never the step's packet; 2 and 3 carry it
+        // in a quarter and three quarters of their packets, and the LSTM likes them alike
+        let (logits, shares) = ([3.0f32, 0.0, 0.0, 0.0, 5.0], [0.0f32, 0.0, 0.25, 0.75]);
+        let mut w = vec![0.0; 5];
+        let mut rng = SplitMix64::new(1);
+        let mut n = [0usize; 4];
+        for _ in 0..4000 {
+            n[draw_among(&logits, &shares, &mut w, &mut rng).unwrap()] += 1;
+        }
+        assert_eq!((n[0], n[1]), (0, 0), "{n:?}");
+        assert!((n[3] as f64 / 4000.0 - 0.75).abs() < 0.03, "{n:?}");
+        // a model whose packets hold no handshake: nothing to replay
+        assert_eq!(draw_among(&logits, &[0.0; 4], &mut w, &mut rng), None);
+    }
+
+    #[test]
     fn a_flows_fins_carry_the_payload_at_its_bytes_level() {
         let mut heads = TcpHeads::default();
         // first FINs: none in the lowest eighth of flows, then 100 bytes a step up to 3,200
@@ -1426,6 +1484,7 @@ mod tests {
             open_p: 1.0,
             unanswered_p: 0.0,
             one_sided_p: [0.0; 2],
+            timestamps_p: 0.0,
             packets: 10.0,
             bytes: 1000.0,
             bytes_level: 0.5,

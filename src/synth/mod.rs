@@ -82,6 +82,11 @@ pub struct SynthPacket {
     /// the connection's state on (sequence and acknowledgement numbers stay a real
     /// conversation's) and makes no frame ([`crate::model::aggregate`]'s one-sided shares).
     pub hidden: bool,
+    /// TCP: the segment carries the timestamp option (12 bytes of its header), as its flow's
+    /// SYN negotiated or, for a flow seen from the middle, as the model drew for it. The wire
+    /// stage reads it from a connection's first record when that is not a SYN (no SYN tells
+    /// it then); `size` counts the option either way.
+    pub tcp_timestamps: bool,
 }
 
 impl SynthPacket {

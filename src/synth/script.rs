@@ -28,6 +28,7 @@ fn rec(flow_id: u64, proto: Proto, v6: bool, dir: Direction, ts_ns: i64, size: u
         sides: OWN_SIDES,
         last: false,
         hidden: false,
+        tcp_timestamps: false,
     }
 }
 

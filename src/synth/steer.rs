@@ -92,13 +92,29 @@ impl Choices {
     }
 }
 
+/// One steered choice: the component, its payload bin, and the side that sends it (`None`
+/// when the caller gave no sides).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Steered {
+    pub component: usize,
+    pub bin: usize,
+    pub backward: Option<bool>,
+}
+
 /// Samples a component from `logits` (one per component, END left out) and a payload bin of
 /// it ([`crate::model::packet_bank::PacketBank::bin_payloads`], `bins`), tilted so that the
 /// expected payload is `goal` bytes, as near as the tilt bound allows, and choices near the
 /// goal are preferred (`KERNEL_WIDTH`, times `left`: the data packets the goal is the mean
-/// of); `budget` is the payload the flow has left to carry in all (`SLACK`). Returns
-/// (component, bin).
-pub fn sample_towards(logits: &[f32], bins: &[f32], goal: f32, budget: f32, left: f32, c: &mut Choices, rng: &mut SplitMix64) -> (usize, usize) {
+/// of); `budget` is the payload the flow has left to carry in all (`SLACK`).
+///
+/// `back` (one per component, or empty) is each component's share of packets sent by the
+/// server ([`crate::model::packet_bank::PacketBank::back_shares`]). The side that sends is
+/// drawn first, with the odds the LSTM gives it, and the sizes are steered among that side's
+/// choices only: steering picks how big the next packet is, never who sends it (an IoT
+/// hub's request, aimed at the flow's mean payload, once came out as the server's 854-byte
+/// report in one flow in five, the conversation's first word said by the wrong side).
+#[allow(clippy::too_many_arguments)]
+pub fn sample_towards(logits: &[f32], bins: &[f32], back: &[f32], goal: f32, budget: f32, left: f32, c: &mut Choices, rng: &mut SplitMix64) -> Steered {
     debug_assert_eq!(logits.len() * BINS, bins.len());
     if c.log_bins.len() != bins.len() {
         c.learn(bins);
@@ -107,12 +123,31 @@ pub fn sample_towards(logits: &[f32], bins: &[f32], goal: f32, budget: f32, left
     let width = KERNEL_WIDTH * left.max(1.0);
     let spread = 0.5 / (width * width);
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let backward = (back.len() == logits.len()).then(|| {
+        let (mut wb, mut wt) = (0f64, 0f64);
+        for (&l, &b) in logits.iter().zip(back) {
+            let w = f64::from(exp_approx(l - max));
+            if w >= f64::from(NEGLIGIBLE) {
+                wb += w * f64::from(b);
+                wt += w;
+            }
+        }
+        rng.next_f64() * wt < wb
+    });
     c.weight.clear();
     c.payload.clear();
     c.id.clear();
     for (k, &l) in logits.iter().enumerate() {
         let w = exp_approx(l - max);
         if w < NEGLIGIBLE {
+            continue;
+        }
+        let w = match backward {
+            Some(true) => w * back[k],
+            Some(false) => w * (1.0 - back[k]),
+            None => w,
+        };
+        if w <= 0.0 {
             continue;
         }
         let first = k * BINS;
@@ -171,10 +206,8 @@ pub fn sample_towards(logits: &[f32], bins: &[f32], goal: f32, budget: f32, left
         }
     }
     let id = c.id[draw_weighted(&c.weight, rng)];
-    if id & WHOLE != 0 {
-        return ((id & !WHOLE) as usize, rng.below(BINS as u64) as usize);
-    }
-    (id as usize / BINS, id as usize % BINS)
+    let (component, bin) = if id & WHOLE != 0 { ((id & !WHOLE) as usize, rng.below(BINS as u64) as usize) } else { (id as usize / BINS, id as usize % BINS) };
+    Steered { component, bin, backward }
 }
 
 /// θ of the tilt of `weights` (unnormalised probabilities) whose mean of `x` is `goal`:
@@ -262,7 +295,7 @@ mod tests {
         let mut c = Choices::default();
         (0..n)
             .map(|_| {
-                let (k, b) = sample_towards(logits, bins, goal, f32::INFINITY, 1.0, &mut c, &mut rng);
+                let Steered { component: k, bin: b, .. } = sample_towards(logits, bins, &[], goal, f32::INFINITY, 1.0, &mut c, &mut rng);
                 f64::from(bins[k * BINS + b])
             })
             .sum::<f64>()
@@ -307,11 +340,11 @@ mod tests {
         let mut rng = SplitMix64::new(3);
         let mut c = Choices::default();
         let n = 20_000;
-        let near = (0..n).filter(|_| (198..=280).contains(&(bins[sample_towards(&[0.0], &bins, 273.0, f32::INFINITY, 1.0, &mut c, &mut rng).1] as i32))).count();
+        let near = (0..n).filter(|_| (198..=280).contains(&(bins[sample_towards(&[0.0], &bins, &[], 273.0, f32::INFINITY, 1.0, &mut c, &mut rng).bin] as i32))).count();
         assert!(near as f64 > 0.6 * n as f64, "{near} of {n} within 198-280 bytes");
         // and the LSTM's preferences still count: a component it gives e^4 more stays ahead
         let two = flat(&[260.0, 300.0]);
-        let first = (0..n).filter(|_| sample_towards(&[4.0, 0.0], &two, 300.0, f32::INFINITY, 1.0, &mut c, &mut rng).0 == 0).count();
+        let first = (0..n).filter(|_| sample_towards(&[4.0, 0.0], &two, &[], 300.0, f32::INFINITY, 1.0, &mut c, &mut rng).component == 0).count();
         assert!(first as f64 > 0.9 * n as f64, "{first} of {n}");
     }
 
@@ -323,11 +356,35 @@ mod tests {
         let mut rng = SplitMix64::new(11);
         let mut c = Choices::default();
         let n = 20_000;
-        let middle = |left: f32, c: &mut Choices, rng: &mut SplitMix64| (0..n).filter(|_| sample_towards(&logits, &bins, 100.0, f32::INFINITY, left, c, rng).0 == 1).count() as f64 / n as f64;
+        let middle = |left: f32, c: &mut Choices, rng: &mut SplitMix64| (0..n).filter(|_| sample_towards(&logits, &bins, &[], 100.0, f32::INFINITY, left, c, rng).component == 1).count() as f64 / n as f64;
         // the last packet: near the aim; one of four: the aim is their mean, the mix stays
         let (last, one_of_four) = (middle(1.0, &mut c, &mut rng), middle(4.0, &mut c, &mut rng));
         assert!(last > 0.3, "{last} {one_of_four}");
         assert!(one_of_four < 0.15, "{last} {one_of_four}");
+    }
+
+    #[test]
+    fn steering_picks_sizes_and_leaves_the_sides_to_the_lstm() {
+        // the client's 200-byte request (9 in 10 by the LSTM), the server's 854-byte report,
+        // and an ACK either side may send (half each); aimed at 800 bytes
+        let logits = [0.6f32.ln(), 0.067f32.ln(), 0.333f32.ln()];
+        let bins = flat(&[200.0, 854.0, 0.0]);
+        let back = [0.0f32, 1.0, 0.5];
+        let mut rng = SplitMix64::new(13);
+        let mut c = Choices::default();
+        let n = 20_000;
+        let draws: Vec<Steered> = (0..n).map(|_| sample_towards(&logits, &bins, &back, 800.0, f32::INFINITY, 1.0, &mut c, &mut rng)).collect();
+        // the server speaks as often as the LSTM says: 0.067 + 0.333 / 2 = 0.23
+        let server = draws.iter().filter(|d| d.backward == Some(true)).count() as f64 / n as f64;
+        assert!((server - 0.233).abs() < 0.015, "server sends {server}");
+        // each side's choices only: never the report from the client, nor the request from the server
+        assert!(draws.iter().all(|d| (d.component, d.backward) != (1, Some(false)) && (d.component, d.backward) != (0, Some(true))));
+        // and within a side the sizes are steered: the server's turn is mostly the report
+        let report = draws.iter().filter(|d| d.component == 1).count() as f64 / (server * n as f64);
+        assert!(report > 0.9, "{report} of the server's turns are the report");
+        // without sides, the aim takes the report from the request's turns too
+        let unsided = (0..n).filter(|_| sample_towards(&logits, &bins, &[], 800.0, f32::INFINITY, 1.0, &mut c, &mut rng).component == 1).count() as f64 / n as f64;
+        assert!(unsided > 0.5, "{unsided}");
     }
 
     #[test]
@@ -344,11 +401,11 @@ mod tests {
         let mut rng = SplitMix64::new(5);
         let three = flat(&[0.0, 1448.0, 300.0]);
         for _ in 0..1000 {
-            let (k, _) = sample_towards(&[0.0, 5.0, 0.0], &three, 250.0, 200.0, 1.0, &mut c, &mut rng);
+            let k = sample_towards(&[0.0, 5.0, 0.0], &three, &[], 250.0, 200.0, 1.0, &mut c, &mut rng).component;
             assert_ne!(k, 1);
         }
         // with every choice over it, the budget leaves none out
-        let (k, _) = sample_towards(&[0.0], &flat(&[1448.0]), 0.0, -50.0, 1.0, &mut c, &mut rng);
+        let k = sample_towards(&[0.0], &flat(&[1448.0]), &[], 0.0, -50.0, 1.0, &mut c, &mut rng).component;
         assert_eq!(k, 0);
         // equal payloads or a NaN goal: no tilt
         assert_eq!(tilt(&[1.0, 1.0], &[5.0, 5.0], 100.0, &mut Vec::new()), 0.0);

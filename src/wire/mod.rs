@@ -193,7 +193,13 @@ impl FrameBuilder {
             ip_id: [rng.next_u32() as u16, rng.next_u32() as u16],
             flow_label: [rng.next_u32() & 0xf_ffff, rng.next_u32() & 0xf_ffff],
             last_ns: rec.ts_ns,
-            tcp: (rec.proto == Proto::Tcp).then(|| resumed.unwrap_or_else(|| tcp::TcpConn::new(rec.ts_ns, mss, &mut rng))),
+            tcp: (rec.proto == Proto::Tcp).then(|| {
+                resumed.unwrap_or_else(|| {
+                    let conn = tcp::TcpConn::new(rec.ts_ns, mss, &mut rng);
+                    // seen from the middle: no SYN says whether timestamps were negotiated
+                    if rec.tcp_timestamps && rec.tcp_flags & crate::capture::TcpFlags::SYN == 0 { conn.with_timestamps() } else { conn }
+                })
+            }),
             icmp_seq: 0,
         }
     }

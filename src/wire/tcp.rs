@@ -113,6 +113,17 @@ impl TcpConn {
         TcpConn { stage: Stage::New, side, start_ns, syn_len: 0, sack: false, ts: false, mss, wscale: WSCALE }
     }
 
+    /// This connection seen from the middle carries timestamps on its segments (negotiated in
+    /// a SYN the stream does not show): each side's clock as if it had sent before. A SYN that
+    /// does come first chooses its options afresh.
+    pub fn with_timestamps(mut self) -> TcpConn {
+        self.ts = true;
+        for s in &mut self.side {
+            s.ts_last = s.ts_base;
+        }
+        self
+    }
+
     pub fn is_reset(&self) -> bool {
         self.stage == Stage::Reset
     }

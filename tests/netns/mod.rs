@@ -85,6 +85,7 @@ pub fn udp_capture(path: &Path, gaps_ns: &[i64]) {
             sides: trafgen::synth::OWN_SIDES,
             last: false,
             hidden: false,
+            tcp_timestamps: false,
         };
         let f = b.build(&rec).unwrap();
         sink.write_frame(t, &f.parts()).unwrap();
