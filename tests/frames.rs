@@ -166,28 +166,34 @@ fn client_ports_are_not_shared_by_live_flows() {
     assert_eq!(b.live_flows(), 300);
 }
 
-#[test]
-fn a_flow_on_the_4_tuple_of_one_that_ended_open_continues_its_sequence_space() {
-    // a service's fixed client port: three flows on one 4-tuple, each seen from the middle
-    let cfg = WireConfig { client_hosts: 1, server_hosts: 1, ..WireConfig::default() };
-    let mut b = FrameBuilder::new(cfg, 3).unwrap();
-    let rec = |flow_id: u64, ts_ns: i64, fwd: bool, flags: u16, last: bool| SynthPacket {
+/// A TCP record of flow `flow_id` over IPv4 to port 443 from a port and hosts the address plan
+/// picks (tests change the fields they are about).
+fn tcp_record(flow_id: u64, ts_ns: i64, fwd: bool, size: u32, tcp_flags: u16) -> SynthPacket {
+    SynthPacket {
         flow_id,
         proto: Proto::Tcp,
         ip_version: 4,
         direction: if fwd { Direction::Forward } else { Direction::Backward },
         ts_ns,
-        size: 140,
-        tcp_flags: flags,
-        server_port: 22,
-        client_port: 51489,
+        size,
+        tcp_flags,
+        server_port: 443,
+        client_port: 0,
         client_rank: 0,
         server_rank: 0,
         sides: trafgen::synth::OWN_SIDES,
-        last,
+        last: false,
         hidden: false,
         tcp_timestamps: false,
-    };
+    }
+}
+
+#[test]
+fn a_flow_on_the_4_tuple_of_one_that_ended_open_continues_its_sequence_space() {
+    // a service's fixed client port: three flows on one 4-tuple, each seen from the middle
+    let cfg = WireConfig { client_hosts: 1, server_hosts: 1, ..WireConfig::default() };
+    let mut b = FrameBuilder::new(cfg, 3).unwrap();
+    let rec = |flow_id: u64, ts_ns: i64, fwd: bool, flags: u16, last: bool| SynthPacket { server_port: 22, client_port: 51489, last, ..tcp_record(flow_id, ts_ns, fwd, 140, flags) };
     let seg = |b: &mut FrameBuilder, r: SynthPacket| {
         let f = b.build(&r).unwrap();
         let frame = [f.header, f.payload].concat();
@@ -218,23 +224,7 @@ fn a_flow_on_the_4_tuple_of_one_that_ended_open_continues_its_sequence_space() {
 fn a_hidden_record_moves_the_connection_on_and_makes_no_frame() {
     // a flow seen from its server's side only: the client's SYN, ACK and data are hidden
     let mut b = FrameBuilder::new(WireConfig::default(), 5).unwrap();
-    let rec = |ts_ns: i64, fwd: bool, flags: u16, size: u32, hidden: bool| SynthPacket {
-        flow_id: 1,
-        proto: Proto::Tcp,
-        ip_version: 4,
-        direction: if fwd { Direction::Forward } else { Direction::Backward },
-        ts_ns,
-        size,
-        tcp_flags: flags,
-        server_port: 443,
-        client_port: 0,
-        client_rank: 0,
-        server_rank: 0,
-        sides: trafgen::synth::OWN_SIDES,
-        last: false,
-        hidden,
-        tcp_timestamps: false,
-    };
+    let rec = |ts_ns: i64, fwd: bool, flags: u16, size: u32, hidden: bool| SynthPacket { hidden, ..tcp_record(1, ts_ns, fwd, size, flags) };
     let seg = |b: &mut FrameBuilder, r: SynthPacket| {
         let f = b.build(&r)?;
         let frame = [f.header, f.payload].concat();
@@ -260,23 +250,7 @@ fn a_hidden_record_moves_the_connection_on_and_makes_no_frame() {
 fn a_flow_seen_from_the_middle_with_timestamps_carries_them_on_every_segment() {
     // a backbone flow seen without its SYN: a 1448-byte segment and an ACK each way, with
     // timestamps (sizes count the 12 bytes of options), then the same without
-    let rec = |flow_id: u64, ts_ns: i64, fwd: bool, size: u32, ts: bool| SynthPacket {
-        flow_id,
-        proto: Proto::Tcp,
-        ip_version: 4,
-        direction: if fwd { Direction::Forward } else { Direction::Backward },
-        ts_ns,
-        size,
-        tcp_flags: 0x10,
-        server_port: 443,
-        client_port: 0,
-        client_rank: 0,
-        server_rank: 0,
-        sides: trafgen::synth::OWN_SIDES,
-        last: false,
-        hidden: false,
-        tcp_timestamps: ts,
-    };
+    let rec = |flow_id: u64, ts_ns: i64, fwd: bool, size: u32, ts: bool| SynthPacket { tcp_timestamps: ts, ..tcp_record(flow_id, ts_ns, fwd, size, 0x10) };
     let mut b = FrameBuilder::new(WireConfig::default(), 6).unwrap();
     let mut seg = |r: SynthPacket| {
         let f = b.build(&r).unwrap();
