@@ -43,13 +43,23 @@ pub mod col {
     pub const LOG_DT: usize = 8;
 }
 
+/// The `log_payload` feature of a payload of `payload` bytes: log10(1 + payload).
+pub fn log_payload(payload: f32) -> f32 {
+    (1.0 + payload).log10()
+}
+
+/// The payload, bytes (not rounded), that a `log_payload` feature value encodes.
+pub fn payload_of(log_payload: f32) -> f64 {
+    (10f64.powf(f64::from(log_payload)) - 1.0).max(0.0)
+}
+
 /// The packet feature vector of one packet.
 pub fn packet_vector(pf: &PacketFeatures) -> [f32; PACKET_DIM] {
     let f = TcpFlags(pf.tcp_flags);
     let b = |x: bool| if x { 1.0 } else { 0.0 };
     let mut v = [0f32; PACKET_DIM];
     // log10: the packet-size modes (40–120 B control/requests vs ~1500 B data) stay apart
-    v[0] = (1.0 + pf.payload_len as f32).log10();
+    v[0] = log_payload(pf.payload_len as f32);
     v[1] = pf.header_len as f32;
     v[2] = f32::from(pf.direction);
     v[3] = b(f.has(TcpFlags::FIN));

@@ -213,7 +213,7 @@ mod tests;
 /// would drop every flag the component carries less than half the time, e.g. PSH).
 pub fn decode_row(v: &[f32], rng: &mut SplitMix64) -> PacketSample {
     let header_len = v[col::HEADER].round().clamp(0.0, 120.0) as u32;
-    let payload = (10f64.powf(f64::from(v[col::LOG_PAYLOAD]).clamp(0.0, 4.9)) - 1.0).round().clamp(0.0, f64::from(65_535 - header_len)) as u32;
+    let payload = dataset::payload_of(v[col::LOG_PAYLOAD].clamp(0.0, 4.9)).round().clamp(0.0, f64::from(65_535 - header_len)) as u32;
     let size = header_len + payload;
     let mut bit = |x: f32| rng.next_f64() < f64::from(x).clamp(0.0, 1.0);
     let flag_bits = [0x01u16, 0x02, 0x04, 0x08, 0x10];

@@ -12,6 +12,7 @@
 //! choose components (the flow LSTM does).
 
 use super::{Model, PacketSample};
+use crate::capture::TcpFlags;
 use crate::flow::Direction;
 use crate::rng::SplitMix64;
 
@@ -86,11 +87,11 @@ impl PacketBank {
         let mut bin_payload = Vec::with_capacity(k * BINS);
         let share = |is: &dyn Fn(&Entry) -> bool| -> Vec<f32> { packets.chunks(per_component).map(|c| c.iter().filter(|e| is(e)).count() as f32 / c.len() as f32).collect() };
         let back_share = share(&|e| e.backward);
-        // (SYN 0x02, ACK 0x10, FIN 0x01, RST 0x04)
+        let flags = |e: &Entry| TcpFlags(u16::from(e.tcp_flags));
         let opening_share = [
-            share(&|e| e.tcp_flags & 0x12 == 0x02 && !e.backward),
-            share(&|e| e.tcp_flags & 0x12 == 0x12 && e.backward),
-            share(&|e| e.tcp_flags & 0x07 == 0 && e.payload() == 0 && !e.backward),
+            share(&|e| flags(e).has(TcpFlags::SYN) && !flags(e).has(TcpFlags::ACK) && !e.backward),
+            share(&|e| flags(e).has(TcpFlags::SYN) && flags(e).has(TcpFlags::ACK) && e.backward),
+            share(&|e| !flags(e).has(TcpFlags::SYN) && !flags(e).has(TcpFlags::FIN) && !flags(e).has(TcpFlags::RST) && e.payload() == 0 && !e.backward),
         ];
         for c in packets.chunks_mut(per_component) {
             // stable: entries of equal payload keep their drawn order

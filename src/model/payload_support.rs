@@ -9,7 +9,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::dataset::{col, Dataset};
+use super::dataset::{col, payload_of, Dataset};
 
 /// Share of training packets a payload length needs to be kept.
 pub const MIN_SHARE: f64 = 0.002;
@@ -39,7 +39,7 @@ impl PayloadSupport {
         let mut n = 0u64;
         for r in rows {
             let row = ds.row(r);
-            let payload = (10f64.powf(f64::from(row[col::LOG_PAYLOAD])) - 1.0).round().max(0.0) as u32;
+            let payload = payload_of(row[col::LOG_PAYLOAD]).round() as u32;
             *counts.entry(payload).or_default() += 1;
             n += 1;
         }
@@ -77,7 +77,7 @@ impl PayloadSupport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::dataset::{FlowSeq, PACKET_DIM};
+    use crate::model::dataset::{log_payload, FlowSeq, PACKET_DIM};
     use crate::flow::FlowKind;
 
     #[test]
@@ -91,7 +91,7 @@ mod tests {
                 _ => (400.0 + (i - 800) as f32 * 7.0, 52.0),
             };
             let mut v = [0f32; PACKET_DIM];
-            v[col::LOG_PAYLOAD] = (1.0 + size - header).log10();
+            v[col::LOG_PAYLOAD] = log_payload(size - header);
             v[col::HEADER] = header;
             ds.packets.extend_from_slice(&v);
         }

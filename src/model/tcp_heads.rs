@@ -12,7 +12,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::dataset::{col, Dataset};
+use super::dataset::{col, payload_of, Dataset};
 use crate::flow::FlowKind;
 use crate::rng::SplitMix64;
 
@@ -114,7 +114,7 @@ struct Pkt {
 }
 
 fn pkt(row: &[f32]) -> Pkt {
-    let payload_len = (10f64.powf(f64::from(row[col::LOG_PAYLOAD])) - 1.0).round().max(0.0);
+    let payload_len = payload_of(row[col::LOG_PAYLOAD]).round();
     let size = f64::from(row[col::HEADER]).round() + payload_len;
     Pkt {
         log_dt: f64::from(row[col::LOG_DT]),
@@ -341,12 +341,12 @@ impl TcpHeads {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::dataset::{FlowSeq, PACKET_DIM};
+    use crate::model::dataset::{log_payload, FlowSeq, PACKET_DIM};
 
     /// A packet row: size, header, direction (1 = backward), flags FIN SYN RST PSH ACK, log dt.
     fn row(size: f32, header: f32, back: bool, flags: [bool; 5], log_dt: f32) -> [f32; PACKET_DIM] {
         let mut v = [0f32; PACKET_DIM];
-        v[col::LOG_PAYLOAD] = (1.0 + size - header).log10();
+        v[col::LOG_PAYLOAD] = log_payload(size - header);
         v[col::HEADER] = header;
         v[col::DIRECTION] = f32::from(u8::from(back));
         for (i, f) in flags.iter().enumerate() {

@@ -70,6 +70,8 @@ const WHOLE: u32 = 1 << 31;
 /// payloads (worked out on the first draw).
 #[derive(Default)]
 pub struct Choices {
+    /// Per component: the LSTM's weight relative to its likeliest.
+    lstm: Vec<f32>,
     weight: Vec<f32>,
     payload: Vec<f32>,
     /// `component * BINS + bin`.
@@ -123,22 +125,20 @@ pub fn sample_towards(logits: &[f32], bins: &[f32], back: &[f32], goal: f32, bud
     let width = KERNEL_WIDTH * left.max(1.0);
     let spread = 0.5 / (width * width);
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    c.lstm.clear();
+    c.lstm.extend(logits.iter().map(|&l| exp_approx(l - max)));
     let backward = (back.len() == logits.len()).then(|| {
         let (mut wb, mut wt) = (0f64, 0f64);
-        for (&l, &b) in logits.iter().zip(back) {
-            let w = f64::from(exp_approx(l - max));
-            if w >= f64::from(NEGLIGIBLE) {
-                wb += w * f64::from(b);
-                wt += w;
-            }
+        for (&w, &b) in c.lstm.iter().zip(back).filter(|(&w, _)| w >= NEGLIGIBLE) {
+            wb += f64::from(w) * f64::from(b);
+            wt += f64::from(w);
         }
         rng.next_f64() * wt < wb
     });
     c.weight.clear();
     c.payload.clear();
     c.id.clear();
-    for (k, &l) in logits.iter().enumerate() {
-        let w = exp_approx(l - max);
+    for (k, &w) in c.lstm.iter().enumerate() {
         if w < NEGLIGIBLE {
             continue;
         }

@@ -182,8 +182,10 @@ impl FrameBuilder {
         let ip_hdr = if v6 { 40 } else { 20 };
         let mss = (self.mtu - ip_hdr - 20) as u16;
         self.stats.flows_started += 1;
+        // a SYN opens a new connection; a record without one continues or starts one seen from the middle
+        let syn = rec.tcp_flags & crate::capture::TcpFlags::SYN != 0;
         let resumed = match rec.proto {
-            Proto::Tcp => self.dormant.remove(&tuple(&ends)).filter(|_| rec.tcp_flags & crate::capture::TcpFlags::SYN == 0).map(|(conn, _)| conn),
+            Proto::Tcp => self.dormant.remove(&tuple(&ends)).filter(|_| !syn).map(|(conn, _)| conn),
             _ => None,
         };
         WireFlow {
@@ -197,7 +199,7 @@ impl FrameBuilder {
                 resumed.unwrap_or_else(|| {
                     let conn = tcp::TcpConn::new(rec.ts_ns, mss, &mut rng);
                     // seen from the middle: no SYN says whether timestamps were negotiated
-                    if rec.tcp_timestamps && rec.tcp_flags & crate::capture::TcpFlags::SYN == 0 { conn.with_timestamps() } else { conn }
+                    if rec.tcp_timestamps && !syn { conn.with_timestamps() } else { conn }
                 })
             }),
             icmp_seq: 0,
