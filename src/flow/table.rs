@@ -2,13 +2,15 @@
 //!
 //! Rules (all times are capture time):
 //! - a TCP flow starts at a SYN, or mid-stream at its first packet when the capture started
-//!   late; it ends when both FINs or a RST were seen and either the last ACK arrived or the
-//!   close linger passed, or when idle for `tcp_idle`. A new SYN on a closed key starts a new flow.
+//!   late; it ends `tcp_close_linger_s` (2 s) after both FINs or a RST were seen (collecting the last
+//!   ACK and stray ACKs, RSTs and retransmitted FINs until then), or when idle for `tcp_idle`.
+//!   A new SYN on a closed key starts a new flow.
 //! - UDP/other port-based flows and no-flow (MAC-pair) groups end when idle for their timeout.
 //! - IP fragments: the first carries the ports and is counted in its flow; later fragments
 //!   are attached to the same flow through (src, dst, proto, IP id). Fragments whose first
 //!   fragment was never seen are counted as orphans and grouped as no-flow traffic.
-//! - Memory is bounded: finished flows leave the table at once, idle ones at each sweep, and
+//! - Memory is bounded: closed flows leave the table once their linger passed (checked at
+//!   every packet, in order of their close), idle ones at each sweep, and
 //!   past `max_flows` the least recently active tenth is evicted. Sweeps run every quarter of
 //!   the shortest idle timeout of capture time (15 s by default).
 //!
@@ -17,6 +19,8 @@
 //! ahead ([`FlowTable::prepare`], [`FlowTable::prefetch_flow`]): on captures with hundreds of
 //! thousands of live flows the lookup is bound by cache misses, and overlapping them is what
 //! makes the table fast.
+
+use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
@@ -139,6 +143,9 @@ pub struct FlowTable<X = ()> {
     last_sweep_ns: Option<i64>,
     /// Slots of ended flows, in order of their end.
     finished: Vec<u32>,
+    /// Closed TCP flows still lingering, in order of their close: (end time, id, slot). An
+    /// entry whose slot holds another flow by then (it ended otherwise) is passed over.
+    closing: VecDeque<(i64, u64, u32)>,
 }
 
 /// What new flows need besides the table.
@@ -179,6 +186,7 @@ impl<X: Default> FlowTable<X> {
             counters: Counters::default(),
             last_sweep_ns: None,
             finished: Vec::new(),
+            closing: VecDeque::new(),
         }
     }
 
@@ -225,6 +233,7 @@ impl<X: Default> FlowTable<X> {
         if self.last_sweep_ns.is_none_or(|t| now_ns - t >= self.t.sweep_every) {
             self.sweep(now_ns);
         }
+        self.end_lingered(now_ns);
         let Prepared { mut key, mut hash, sender_is_hi } = prep;
         // whether the packet's own key is its flow's (not so for later fragments)
         let mut own_key = true;
@@ -250,8 +259,8 @@ impl<X: Default> FlowTable<X> {
                 let idle = now_ns - f.last_ns > self.t.idle[f.kind.index()];
                 let new_syn = f.tcp.closed()
                     && p.tcp().is_some_and(|t| t.flags.has(TcpFlags::SYN) && !t.flags.has(TcpFlags::ACK));
-                let lingered = f.closed_ns != OPEN && now_ns - f.closed_ns > self.t.linger;
-                if idle || new_syn || lingered {
+                // (a closed flow whose linger passed has ended already: `end_lingered`)
+                if idle || new_syn {
                     let old = &mut self.slots[slot as usize];
                     old.end = Some(if old.tcp.closed() && !idle { close_reason(&old.tcp) } else { quiet_reason(old) });
                     self.state[slot as usize] = Slot::Finished;
@@ -286,20 +295,13 @@ impl<X: Default> FlowTable<X> {
         let direction = if own_key { flow.direction_by_key(sender_is_hi) } else { flow.direction_of(p) };
         let position = flow.total_packets();
         let prev_ns = (position > 0).then_some(flow.last_ns);
+        let was_closed = flow.closed_ns != OPEN;
         flow.add(p, direction, now_ns);
-        // After both FINs, the first pure ACK (no payload) is the last packet of the flow.
-        let done = flow.tcp.fin[0]
-            && flow.tcp.fin[1]
-            && !flow.tcp.rst
-            && p.payload_len() == 0
-            && p.tcp().is_some_and(|t| {
-                t.flags.0 & (TcpFlags::FIN | TcpFlags::SYN | TcpFlags::RST) == 0 && t.flags.has(TcpFlags::ACK)
-            });
         let a = Assignment { flow_id: flow.id, kind: flow.kind, direction, position, prev_ns };
-        if done {
-            flow.end = Some(EndReason::Fin);
-            self.retire(slot);
-            self.finished.push(slot);
+        if !was_closed && flow.closed_ns != OPEN {
+            // closed now: it lingers for the last ACK and stray segments (a peer's duplicate
+            // ACK of a retransmitted FIN is part of this connection, not a new one)
+            self.closing.push_back((flow.closed_ns.saturating_add(self.t.linger), flow.id, slot));
         }
         (a, &mut self.slots[slot as usize])
     }
@@ -363,15 +365,28 @@ impl<X: Default> FlowTable<X> {
         ended.len() as u64
     }
 
+    /// Ends the closed flows whose linger passed by `now_ns`, in order of their close.
+    fn end_lingered(&mut self, now_ns: i64) {
+        while let Some(&(end_ns, id, slot)) = self.closing.front() {
+            if end_ns >= now_ns {
+                break;
+            }
+            self.closing.pop_front();
+            let s = slot as usize;
+            if self.state[s] == Slot::Live && self.slots[s].id == id {
+                self.slots[s].end = Some(close_reason(&self.slots[s].tcp));
+                self.retire(slot);
+                self.finished.push(slot);
+            }
+        }
+    }
+
     /// Ends flows that went idle or finished lingering by `now_ns`, and forgets old fragment ids.
     pub fn sweep(&mut self, now_ns: i64) {
         self.last_sweep_ns = Some(now_ns);
-        let (idle, linger) = (self.t.idle, self.t.linger);
-        self.end_where(|f| {
-            let is_idle = now_ns - f.last_ns > idle[f.kind.index()];
-            let lingered = f.closed_ns != OPEN && now_ns - f.closed_ns > linger;
-            (is_idle || lingered).then(|| if lingered && !is_idle { close_reason(&f.tcp) } else { quiet_reason(f) })
-        });
+        self.end_lingered(now_ns);
+        let idle = self.t.idle;
+        self.end_where(|f| (now_ns - f.last_ns > idle[f.kind.index()]).then(|| quiet_reason(f)));
         let frag_timeout = self.t.fragment;
         self.frags.retain(|_, (_, seen)| now_ns - *seen <= frag_timeout);
     }
@@ -401,6 +416,7 @@ impl<X: Default> FlowTable<X> {
     pub fn finish_all(&mut self) {
         self.end_where(|f| Some(if f.tcp.closed() { close_reason(&f.tcp) } else { EndReason::EndOfCapture }));
         debug_assert!(self.index.is_empty());
+        self.closing.clear();
         self.frags.clear();
         self.counters.last_start_ns = None;
         self.last_sweep_ns = None;
@@ -500,7 +516,7 @@ fn close_reason(t: &TcpState) -> EndReason {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::{NetLayer, Transport};
+    use crate::capture::{NetLayer, TcpInfo, Transport};
     use crate::rng::SplitMix64;
 
     fn udp(src: ([u8; 4], u16), dst: ([u8; 4], u16), t: i64) -> Packet {
@@ -526,6 +542,58 @@ mod tests {
             assert_eq!(asg.direction, flow.direction_of(&p), "{a:?} -> {b:?}");
         }
         assert!(table.live() > 4);
+    }
+
+    fn tcp(src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: u16, t: i64) -> Packet {
+        let mut p = udp(src, dst, t);
+        p.ip_proto = 6;
+        p.transport = Transport::Tcp(TcpInfo { src_port: src.1, dst_port: dst.1, flags: TcpFlags(flags), ..TcpInfo::default() });
+        p
+    }
+
+    /// A closed connection keeps the segments of its linger (the last ACK, a peer's duplicate
+    /// ACK of a retransmitted FIN) and ends once the linger passed, in time order; a segment
+    /// after the linger or a new SYN starts a new flow.
+    #[test]
+    fn a_closed_flow_keeps_its_stray_acks_until_its_linger_passed() {
+        const S: u16 = TcpFlags::SYN;
+        const A: u16 = TcpFlags::ACK;
+        const F: u16 = TcpFlags::FIN | TcpFlags::ACK;
+        let (c, srv) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 80));
+        let ms = NS / 1000;
+        let cfg = FlowConfig { tcp_close_linger_s: 1.0, ..FlowConfig::default() };
+        let mut table: FlowTable = FlowTable::new(&cfg);
+        // handshake, the server closes first, its FIN is retransmitted and ACKed twice
+        let script = [(c, srv, S), (srv, c, S | A), (c, srv, A), (srv, c, F), (srv, c, F), (c, srv, A), (c, srv, F), (srv, c, A), (c, srv, A)];
+        let mut ids = Vec::new();
+        for (i, &(from, to, flags)) in script.iter().enumerate() {
+            let t = i as i64 * ms;
+            ids.push(table.observe(&tcp(from, to, flags, t), t).0.flow_id);
+            assert_eq!(table.drain_finished().count(), 0, "ended at packet {i}");
+        }
+        assert!(ids.iter().all(|&id| id == ids[0]), "the stray ACK after the last ACK started a flow: {ids:?}");
+        // the close was at packet 6 (both FINs): it ends when the linger has passed
+        let closed = 6 * ms;
+        table.observe(&udp(([10, 0, 0, 9], 5000), ([10, 0, 0, 8], 53), closed + NS), closed + NS);
+        assert_eq!(table.drain_finished().count(), 0, "ended before its linger passed");
+        table.observe(&udp(([10, 0, 0, 9], 5000), ([10, 0, 0, 8], 53), closed + NS + 1), closed + NS + 1);
+        let ended: Vec<(u64, u64, Option<EndReason>)> = table.drain_finished().map(|f| (f.id, f.total_packets(), f.end)).collect();
+        assert_eq!(ended, [(ids[0], 9, Some(EndReason::Fin))]);
+        // a segment after the linger is a flow of its own, seen from the middle
+        let t = closed + 2 * NS;
+        let (asg, flow) = table.observe(&tcp(c, srv, A, t), t);
+        assert!(asg.flow_id != ids[0] && flow.tcp.mid_stream);
+        // a new SYN on a key just closed starts a new connection at once
+        let c2 = ([10, 0, 0, 1], 40001);
+        let mut t = 10 * NS;
+        let mut first = None;
+        for &(from, to, flags) in &[(c2, srv, S), (srv, c2, S | A), (c2, srv, F), (srv, c2, F), (c2, srv, A)] {
+            first.get_or_insert(table.observe(&tcp(from, to, flags, t), t).0.flow_id);
+            t += ms;
+        }
+        let next = table.observe(&tcp(c2, srv, S, t), t).0.flow_id;
+        let ended: Vec<u64> = table.drain_finished().map(|f| f.id).collect();
+        assert!(next != first.unwrap() && ended == [first.unwrap()], "{first:?} then {next}: {ended:?} ended");
     }
 
     /// Slots are reused after their flows were drained, and every flow comes out exactly once.
