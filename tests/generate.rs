@@ -444,6 +444,58 @@ fn the_lstm_replays_no_handshake_as_data() {
     assert!(opened.len() > 500 && share < 0.2, "{replayed} of {} opened flows follow their handshake ACK with another empty ACK", opened.len());
 }
 
+#[test]
+fn a_four_way_close_sends_the_extra_acks_its_flow_length_had_in_training() {
+    // every TCP flow opens, is answered and closes four-way; flows of 10 packets close with
+    // no extra ACK, every other length with one (an IoT hub ACKs its server's FIN twice)
+    let mut m = opening_tcp_model(0.0, [0.0; 2]);
+    m.tcp.close_p = [1.0, 0.0, 0.0, 0.0];
+    m.tcp.close_acks = (0..trafgen::model::tcp_heads::ACK_BUCKETS).map(|i| if i == 9 { [100.0, 0.0] } else { [0.0, 100.0] }).collect();
+    m.tcp.close_ack_log_dt = [-3.0; trafgen::model::tcp_heads::QUANTILES];
+    let cfg = EngineConfig { seed: 15, arrival_scale: 1000.0, flow_kinds: vec![FlowKind::Connected], ..Default::default() };
+    let mut e = Engine::new(&m, cfg.clone()).unwrap();
+    e.limit_flows(2000);
+    let mut flows: std::collections::HashMap<u64, Vec<(u16, bool, i64)>> = Default::default();
+    for p in e.by_ref() {
+        flows.entry(p.flow_id).or_default().push((p.tcp_flags, p.direction == trafgen::flow::Direction::Forward, p.ts_ns));
+    }
+    use trafgen::capture::TcpFlags;
+    let fin = |f: u16| f & TcpFlags::FIN != 0;
+    let (mut ten, mut other) = ([0usize; 2], [0usize; 2]);
+    for v in flows.values() {
+        // the close: from the first FIN on
+        let Some(i) = v.iter().position(|p| fin(p.0)) else { continue };
+        let (len, c) = (v.len(), &v[i..]);
+        let (a, b) = (c[0].1, !c[0].1);
+        let acks = c.len().saturating_sub(4);
+        let shape_ok = c.len() >= 4
+            && c[1..c.len() - 2].iter().all(|p| p.0 == TcpFlags::ACK && p.1 == b)
+            && fin(c[c.len() - 2].0) && c[c.len() - 2].1 == b
+            && c[c.len() - 1].0 == TcpFlags::ACK && c[c.len() - 1].1 == a;
+        assert!(shape_ok && acks <= 1, "a {len}-packet flow closes {c:?}");
+        // (the extra ACK comes its drawn gap, 1 ms, after the first)
+        if acks == 1 {
+            assert!((c[2].2 - c[1].2 - 1_000_000).abs() <= 1, "{c:?}");
+        }
+        // (an 8-packet flow has room for no extra ACK: handshake, a data packet, the close)
+        match len {
+            10 => ten[acks] += 1,
+            9 | 11.. => other[acks] += 1,
+            _ => assert_eq!(acks, 0, "a {len}-packet flow closes {c:?}"),
+        }
+    }
+    eprintln!("10-packet flows: {ten:?} closes without/with the extra ACK; other lengths: {other:?}");
+    assert!(ten[0] >= 20 && ten[1] * 20 <= ten[0], "10-packet flows: {ten:?}");
+    assert!(other[1] >= 500 && other[0] * 20 <= other[1], "other lengths: {other:?}");
+    // on the wire: a duplicate ACK is valid TCP, and the flows read back at their lengths
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("acks.pcap");
+    generate_in_process(&m, &flows_to_pcap(cfg, 300), &path);
+    let o = trafgen(&["validate", path.to_str().unwrap()]);
+    let report = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success() && report.contains("violations_total                        0"), "{report}");
+}
+
 /// Seconds from first to last packet of each flow of `flows` flows with at least 2 packets.
 fn flow_durations(m: &Model, cfg: EngineConfig, flows: u64) -> Vec<f64> {
     let mut e = Engine::new(m, cfg).unwrap();

@@ -5,7 +5,9 @@
 //! grammar; what varies is their timing (the round-trip time shows in the SYN-ACK's delay) and
 //! their sizes (the SYN's options). Per role this module keeps the empirical quantiles of
 //! log10 time-since-previous-packet and of the IP total length, plus how flows close (four-way
-//! FIN, three-way FIN with FIN+ACK, RST, or no close seen) and which side closes first. The
+//! FIN, three-way FIN with FIN+ACK, RST, or no close seen), which side closes first, and how
+//! many extra pure ACKs the other side sends between its ACK of the first FIN and its own FIN
+//! (by flow length: an IoT hub's 11-packet exchanges send one, its 10-packet ones none). The
 //! generation engine emits these roles around the LSTM's data packets, so every generated TCP
 //! flow opens and closes like a real one. This module does not build frames (seq/ack are the
 //! wire stage's).
@@ -31,6 +33,10 @@ pub enum Role {
     /// The closing side's ACK of the second FIN.
     LastAck,
     Rst,
+    /// One of the other side's extra pure ACKs between [`Role::FinAck`] and
+    /// [`Role::FinSecond`] (not in the per-role tables: its gaps are
+    /// [`TcpHeads::close_ack_log_dt`]).
+    CloseAck,
 }
 
 pub const ROLES: [Role; 8] =
@@ -65,6 +71,19 @@ pub const CLOSES: [Close; 4] = [Close::FourWay, Close::ThreeWay, Close::Rst, Clo
 /// Quantiles kept per role and quantity (0, 1/32, …, 1).
 pub const QUANTILES: usize = 33;
 
+/// Tensors of the extra ACKs' table and gaps (optional in a model).
+const CLOSE_ACKS: &str = "close_acks";
+const CLOSE_ACK_LOG_DT: &str = "close_ack_log_dt";
+
+/// Flow lengths the close's extra ACKs are counted by: 1, 2, …, and the last for longer flows.
+pub const ACK_BUCKETS: usize = 32;
+/// Most extra ACKs a four-way close sends (more in training count as this many: a second is
+/// rare, the ACK of a retransmitted FIN).
+pub const MAX_CLOSE_ACKS: usize = 1;
+/// Weight, in flows, of the pooled counts in each flow length's shares (a length with few
+/// flows gets about the pooled shares).
+const ACK_PRIOR: f64 = 2.0;
+
 /// Used for roles never seen in training: 100 µs, a bare header with the usual options.
 const DEFAULT_LOG_DT: f64 = -4.0;
 const DEFAULT_SIZE: [f64; 8] = [60.0, 60.0, 52.0, 52.0, 52.0, 52.0, 52.0, 40.0];
@@ -84,6 +103,12 @@ pub struct TcpHeads {
     pub close_p: [f64; 4],
     /// Probability that the client sends the first FIN.
     pub client_closes: f64,
+    /// Four-way closes of training flows by flow length (row `min(len, ACK_BUCKETS) - 1`)
+    /// and number of extra ACKs (0 to [`MAX_CLOSE_ACKS`]). Empty when no close had any: no
+    /// draw is made then (a model from before the table draws as it did).
+    pub close_acks: Vec<[f64; MAX_CLOSE_ACKS + 1]>,
+    /// Quantiles of log10 seconds before each extra ACK ([`Role::CloseAck`]).
+    pub close_ack_log_dt: [f64; QUANTILES],
 }
 
 impl Default for TcpHeads {
@@ -95,8 +120,15 @@ impl Default for TcpHeads {
             seen: [0; 8],
             close_p: [1.0, 0.0, 0.0, 0.0],
             client_closes: 1.0,
+            close_acks: Vec::new(),
+            close_ack_log_dt: [DEFAULT_LOG_DT; QUANTILES],
         }
     }
+}
+
+/// A flow length's row in [`TcpHeads::close_acks`].
+fn ack_bucket(packets: usize) -> usize {
+    packets.clamp(1, ACK_BUCKETS) - 1
 }
 
 /// One packet as the heads see it.
@@ -156,6 +188,8 @@ impl TcpHeads {
         let mut size: [Vec<f64>; 8] = Default::default();
         let mut payload: [Vec<f64>; 8] = Default::default();
         let mut closes = [0u64; 4];
+        let mut close_acks = vec![[0f64; MAX_CLOSE_ACKS + 1]; ACK_BUCKETS];
+        let mut close_ack_dt = Vec::new();
         let (mut client_first, mut fins) = (0u64, 0u64);
         let mut push = |r: Role, p: &Pkt| {
             dt[r as usize].push(p.log_dt);
@@ -207,14 +241,24 @@ impl TcpHeads {
                     if !p.payload {
                         push(Role::FinAck, p);
                     }
-                    match tail.find(|p| p.backward != first.backward && p.fin) {
-                        Some(p2) => push(Role::FinSecond, p2),
-                        None => {
-                            closes[Close::None as usize] += 1;
-                            continue;
+                    // the other side's FIN, and its pure ACKs before it
+                    let mut acks = Vec::new();
+                    let second = loop {
+                        match tail.next() {
+                            Some(q) if q.backward != first.backward && q.fin => break Some(q),
+                            Some(q) if q.backward != first.backward && q.ack && !q.payload && !q.syn && !q.rst => acks.push(q.log_dt),
+                            Some(_) => {}
+                            None => break None,
                         }
-                    }
+                    };
+                    let Some(p2) = second else {
+                        closes[Close::None as usize] += 1;
+                        continue;
+                    };
+                    push(Role::FinSecond, p2);
                     closes[Close::FourWay as usize] += 1;
+                    close_acks[ack_bucket(ps.len())][acks.len().min(MAX_CLOSE_ACKS)] += 1.0;
+                    close_ack_dt.extend(acks);
                 }
                 None => {
                     closes[Close::None as usize] += 1;
@@ -240,20 +284,54 @@ impl TcpHeads {
         if fins > 0 {
             h.client_closes = client_first as f64 / fins as f64;
         }
+        if !close_ack_dt.is_empty() {
+            h.close_acks = close_acks;
+            h.close_ack_log_dt = quantiles(close_ack_dt, DEFAULT_LOG_DT);
+        }
         h
+    }
+
+    /// How many extra ACKs a two-sided four-way close of a flow of `packets` sends: drawn
+    /// with that length's shares in training, pulled toward all lengths' shares where the
+    /// length had few flows. 0 without a draw when the model has no table.
+    pub fn sample_close_acks(&self, packets: u32, rng: &mut SplitMix64) -> u32 {
+        let Some(row) = self.close_acks.get(ack_bucket(packets as usize)) else { return 0 };
+        let mut pooled = [0f64; MAX_CLOSE_ACKS + 1];
+        for r in &self.close_acks {
+            pooled.iter_mut().zip(r).for_each(|(p, n)| *p += n);
+        }
+        let total = pooled.iter().sum::<f64>().max(1.0);
+        let n = row.iter().sum::<f64>();
+        let mut u = rng.next_f64();
+        for (k, (&c, &all)) in row.iter().zip(&pooled).enumerate() {
+            u -= (c + ACK_PRIOR * all / total) / (n + ACK_PRIOR);
+            if u < 0.0 {
+                return k as u32;
+            }
+        }
+        MAX_CLOSE_ACKS as u32
+    }
+
+    /// A role's table of log10 gaps.
+    fn log_dt_of(&self, role: Role) -> &[f64; QUANTILES] {
+        match role {
+            Role::CloseAck => &self.close_ack_log_dt,
+            r => &self.log_dt[r as usize],
+        }
     }
 
     /// A role's packet: (seconds since the flow's previous packet, IP total length).
     pub fn sample(&self, role: Role, rng: &mut SplitMix64) -> (f64, u32) {
-        let r = role as usize;
-        let dt = 10f64.powf(draw(&self.log_dt[r], rng).clamp(-9.0, 4.0));
+        let dt = 10f64.powf(draw(self.log_dt_of(role), rng).clamp(-9.0, 4.0));
+        // (an extra ACK is sized as the ACK of the first FIN)
+        let r = if role == Role::CloseAck { Role::FinAck as usize } else { role as usize };
         let size = draw(&self.size[r], rng).round().clamp(20.0, 65_535.0) as u32;
         (dt, size)
     }
 
     /// A role's typical gap: the median seconds since the flow's previous packet.
     pub fn median_dt(&self, role: Role) -> f64 {
-        10f64.powf(self.log_dt[role as usize][QUANTILES / 2].clamp(-9.0, 4.0))
+        10f64.powf(self.log_dt_of(role)[QUANTILES / 2].clamp(-9.0, 4.0))
     }
 
     /// Typical seconds a flow's handshake (when it opens with one) and its close take: the
@@ -299,14 +377,19 @@ impl TcpHeads {
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
         let flat = |t: &[[f64; QUANTILES]; 8]| Tensor::from_slice(t.as_flattened()).view([8, QUANTILES as i64]);
         let seen: Vec<i64> = self.seen.iter().map(|&s| s as i64).collect();
-        vec![
+        let mut out = vec![
             ("log_dt".into(), flat(&self.log_dt)),
             ("size".into(), flat(&self.size)),
             ("payload".into(), flat(&self.payload)),
             ("seen".into(), Tensor::from_slice(&seen)),
             ("close_p".into(), Tensor::from_slice(&self.close_p)),
             ("client_closes".into(), Tensor::from_slice(&[self.client_closes])),
-        ]
+        ];
+        if !self.close_acks.is_empty() {
+            out.push((CLOSE_ACKS.into(), Tensor::from_slice(self.close_acks.as_flattened()).view([ACK_BUCKETS as i64, MAX_CLOSE_ACKS as i64 + 1])));
+            out.push((CLOSE_ACK_LOG_DT.into(), Tensor::from_slice(&self.close_ack_log_dt)));
+        }
+        out
     }
 
     pub fn from_named(get: &dyn Fn(&str) -> Option<Tensor>) -> Result<TcpHeads, String> {
@@ -334,6 +417,21 @@ impl TcpHeads {
             seen: std::array::from_fn(|i| seen[i].max(0.0) as u64),
             close_p: [close_p[0], close_p[1], close_p[2], close_p[3]],
             client_closes: f64s("client_closes", 1)?[0],
+            close_acks: match get(CLOSE_ACKS) {
+                // (optional: models from before the table have none)
+                None => Vec::new(),
+                Some(_) => {
+                    let v = f64s(CLOSE_ACKS, ACK_BUCKETS * (MAX_CLOSE_ACKS + 1))?;
+                    if let Some(x) = v.iter().find(|x| **x < 0.0) {
+                        return Err(format!("tensor `{CLOSE_ACKS}` has a negative count {x}"));
+                    }
+                    v.chunks_exact(MAX_CLOSE_ACKS + 1).map(|c| std::array::from_fn(|k| c[k])).collect()
+                }
+            },
+            close_ack_log_dt: match get(CLOSE_ACK_LOG_DT) {
+                None => [DEFAULT_LOG_DT; QUANTILES],
+                Some(_) => f64s(CLOSE_ACK_LOG_DT, QUANTILES)?.try_into().map_err(|_| format!("tensor `{CLOSE_ACK_LOG_DT}`"))?,
+            },
         })
     }
 }
@@ -422,5 +520,62 @@ mod tests {
         let back = TcpHeads::from_named(&|n| t.iter().find(|(k, _)| k == n).map(|(_, v)| v.shallow_clone())).unwrap();
         assert_eq!(back, h);
         assert!(TcpHeads::from_named(&|_| None).unwrap_err().contains("missing"));
+        // no close had an extra ACK: no table, and no draw
+        assert!(h.close_acks.is_empty() && !t.iter().any(|(k, _)| k == CLOSE_ACKS));
+        let before = rng.clone();
+        assert_eq!(h.sample_close_acks(9, &mut rng), 0);
+        assert_eq!(rng.next_u64(), before.clone().next_u64(), "a draw was made");
+    }
+
+    #[test]
+    fn learns_how_many_extra_acks_a_close_sends_by_flow_length() {
+        let syn = [false, true, false, false, false];
+        let synack = [false, true, false, false, true];
+        let ack = [false, false, false, false, true];
+        let fin = [true, false, false, false, true];
+        let data = [false, false, false, true, true];
+        let mut ds = Dataset::default();
+        for i in 0..40 {
+            // the server closes first; the client ACKs its FIN, in half of the flows twice
+            // (1 ms later) before its own FIN: those flows are one packet longer
+            let mut f = vec![
+                row(60.0, 60.0, false, syn, -7.0),
+                row(60.0, 60.0, true, synack, -2.0),
+                row(52.0, 52.0, false, ack, -4.0),
+                row(552.0, 52.0, false, data, -3.0),
+                row(852.0, 52.0, true, fin, -2.0),
+                row(52.0, 52.0, false, ack, -3.5),
+            ];
+            if i % 2 == 0 {
+                f.push(row(52.0, 52.0, false, ack, -3.0));
+            }
+            f.extend([row(52.0, 52.0, false, fin, -3.0), row(52.0, 52.0, true, ack, -3.5)]);
+            let start = ds.n_packets();
+            f.iter().for_each(|r| ds.packets.extend_from_slice(r));
+            ds.flows.push(FlowSeq { kind: FlowKind::Connected, start, len: f.len() });
+        }
+        let h = TcpHeads::fit(&ds, 0..ds.flows.len());
+        assert_eq!(h.close_p[Close::FourWay as usize], 1.0);
+        assert_eq!(h.seen[Role::FinAck as usize], 40, "the first ACK is the FIN's ACK");
+        // (8-packet flows in row 7, 9-packet ones in row 8)
+        assert_eq!((h.close_acks[7], h.close_acks[8]), ([20.0, 0.0], [0.0, 20.0]));
+        assert!(h.close_acks.iter().enumerate().all(|(i, r)| i == 7 || i == 8 || r == &[0.0, 0.0]));
+        assert!(h.close_ack_log_dt.iter().all(|&q| q == -3.0));
+        assert!((h.sample(Role::CloseAck, &mut SplitMix64::new(2)).0 - 1e-3).abs() < 1e-12);
+        // drawn by length: a 9-packet flow sends the extra ACK, an 8-packet one does not
+        // (each with its own flows' share pulled a little toward the pooled half); a length
+        // never seen gets the pooled share
+        let mut rng = SplitMix64::new(3);
+        let share = |n: u32, rng: &mut SplitMix64| (0..4000).map(|_| h.sample_close_acks(n, rng)).sum::<u32>() as f64 / 4000.0;
+        let (eight, nine, other) = (share(8, &mut rng), share(9, &mut rng), share(25, &mut rng));
+        assert!(eight < 0.08 && nine > 0.92 && (other - 0.5).abs() < 0.04, "{eight} {nine} {other}");
+        // round trip, and a damaged table is an error naming it
+        let t = h.named_tensors();
+        let get = |n: &str| t.iter().find(|(k, _)| k == n).map(|(_, v)| v.shallow_clone());
+        assert_eq!(TcpHeads::from_named(&get).unwrap(), h);
+        let bad = |n: &str| if n == CLOSE_ACKS { Some(Tensor::from_slice(&[-1.0f64; ACK_BUCKETS * 2])) } else { get(n) };
+        assert!(TcpHeads::from_named(&bad).unwrap_err().contains("close_acks"));
+        let short = |n: &str| if n == CLOSE_ACKS { Some(Tensor::from_slice(&[1.0f64; 3])) } else { get(n) };
+        assert!(TcpHeads::from_named(&short).unwrap_err().contains("close_acks"));
     }
 }

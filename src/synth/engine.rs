@@ -25,7 +25,7 @@ use crate::flow::{Direction, FlowKind};
 use crate::model::aggregate::{FlowDraw, FRESH_HOSTS};
 use crate::model::lean_lstm::{draw_weighted, exp_approx, sample_logits, LeanError, LeanLstm};
 use crate::model::packet_bank::{PacketBank, BINS, DEFAULT_PER_COMPONENT};
-use crate::model::tcp_heads::{Close, Role, TcpHeads, CLOSES, QUANTILES};
+use crate::model::tcp_heads::{Close, Role, TcpHeads, CLOSES, MAX_CLOSE_ACKS, QUANTILES};
 use crate::model::standing::StandingFlow;
 use crate::model::Model;
 use crate::rng::SplitMix64;
@@ -235,6 +235,9 @@ struct LiveFlow {
     /// TCP: how the flow will close and whether the client's FIN comes first, drawn at its
     /// start so that the length rule knows how many packets the teardown adds.
     close: (Close, bool),
+    /// TCP, a four-way close seen from both sides: the other side's extra ACKs between its
+    /// ACK of the first FIN and its own FIN ([`TcpHeads::sample_close_acks`]).
+    close_acks: u8,
     /// Listed in `Engine::short` (waiting for the next round).
     listed: bool,
     /// Its first packet has left.
@@ -295,9 +298,10 @@ struct Ahead {
     len: u8,
 }
 
-/// LOOKAHEAD packets, plus a teardown (4) pushed when the look-ahead was one short.
+/// LOOKAHEAD packets, plus a teardown (4 and its extra ACKs) pushed when the look-ahead was
+/// one short.
 const AHEAD_CAP: usize = 16;
-const _: () = assert!(LOOKAHEAD + 4 <= AHEAD_CAP);
+const _: () = assert!(LOOKAHEAD - 1 + 4 + MAX_CLOSE_ACKS <= AHEAD_CAP);
 
 impl Ahead {
     fn len(&self) -> usize {
@@ -346,7 +350,7 @@ impl LiveFlow {
         if self.proto != Proto::Tcp {
             return 0;
         }
-        seen_of_close(self.close.0, self.seen)
+        seen_of_close(self.close.0, self.seen, self.close_acks)
     }
 
     /// Packets the flow's close adds after its last data packet: its teardown, once it has begun.
@@ -649,11 +653,19 @@ impl<'m> Engine<'m> {
             None => close,
         };
         let close = if d.kind == FlowKind::Connected { fit_short(target, close, mid_stream, seen) } else { close };
+        // a four-way close seen from both sides: its extra ACKs, as flows of this length had
+        // them (no draw for a model without them), leaving the flow a data packet
+        let close_acks = if close.0 == Close::FourWay && seen.is_none() && !unanswered && target != u32::MAX {
+            let room = target.saturating_sub(seen_of_heads(close.0, mid_stream, None, 0) + 1);
+            self.heads.sample_close_acks(target, &mut rng).min(room) as u8
+        } else {
+            0
+        };
         let (close, pace_ns) = if unanswered {
             ((Close::None, close.1), retry_gap_s(&d, target) * NS / self.cfg.multiplier)
         } else {
             let pace_ns = match self.cfg.flow_timing {
-                FlowTiming::Aggregate if target != u32::MAX => data_pace_ns(&d, target, &self.head_spans, close.0, mid_stream, seen) / self.cfg.multiplier,
+                FlowTiming::Aggregate if target != u32::MAX => data_pace_ns(&d, target, &self.head_spans, (close.0, close_acks), mid_stream, seen) / self.cfg.multiplier,
                 _ => 0.0,
             };
             (close, pace_ns)
@@ -663,6 +675,7 @@ impl<'m> Engine<'m> {
         if let Some(f) = self.flows[slot as usize].as_mut() {
             f.unanswered = unanswered;
             f.seen = seen;
+            f.close_acks = close_acks;
             if f.bytes_goal.is_finite() && f.proto == Proto::Tcp {
                 f.fin_plan = fin_plan(&self.heads, close.0, d.bytes_level, seen.is_some());
             }
@@ -748,6 +761,7 @@ impl<'m> Engine<'m> {
             skipped: 0,
             target,
             close,
+            close_acks: 0,
             listed: true,
             begun: false,
             ip_hdr: if d.v6 { 40 } else { 20 },
@@ -1028,7 +1042,7 @@ impl Rules<'_> {
             if let Some(l) = f.queue.back_mut() {
                 l.last = true;
             }
-        } else if fl.has(TcpFlags::FIN) && f.may_end_with(seen_of_close(fin_close(self.heads, f.close.0), f.seen)) {
+        } else if fl.has(TcpFlags::FIN) && f.may_end_with(seen_of_close(fin_close(self.heads, f.close.0), f.seen, f.close_acks)) {
             // the LSTM's FIN (at the flow's end), with its data (a server often sends its last bytes with FIN);
             // the heads finish the exchange
             push(f, dt_ns, dir, size, (p.tcp_flags & TcpFlags::PSH) | TcpFlags::FIN | TcpFlags::ACK);
@@ -1056,12 +1070,30 @@ impl Rules<'_> {
                 close = fin_close(self.heads, close);
             }
             const FA: u16 = TcpFlags::FIN | TcpFlags::ACK;
-            let steps: &[(Role, Direction, u16)] = match close {
-                Close::FourWay => &[(Role::FinFirst, a, FA), (Role::FinAck, b, TcpFlags::ACK), (Role::FinSecond, b, FA), (Role::LastAck, a, TcpFlags::ACK)],
-                Close::ThreeWay => &[(Role::FinFirst, a, FA), (Role::FinSecond, b, FA), (Role::LastAck, a, TcpFlags::ACK)],
-                Close::Rst => &[(Role::Rst, a, TcpFlags::RST | TcpFlags::ACK)],
-                Close::None => &[],
+            const ACK: u16 = TcpFlags::ACK;
+            let mut all = [(Role::FinFirst, a, FA); 4 + MAX_CLOSE_ACKS];
+            let n = match close {
+                Close::FourWay => {
+                    // the other side ACKs the first FIN (and, as drawn, again) before its own
+                    let acks = usize::from(f.close_acks).min(MAX_CLOSE_ACKS);
+                    all[1] = (Role::FinAck, b, ACK);
+                    all[2..2 + acks].fill((Role::CloseAck, b, ACK));
+                    all[2 + acks] = (Role::FinSecond, b, FA);
+                    all[3 + acks] = (Role::LastAck, a, ACK);
+                    4 + acks
+                }
+                Close::ThreeWay => {
+                    all[1] = (Role::FinSecond, b, FA);
+                    all[2] = (Role::LastAck, a, ACK);
+                    3
+                }
+                Close::Rst => {
+                    all[0] = (Role::Rst, a, TcpFlags::RST | ACK);
+                    1
+                }
+                Close::None => 0,
             };
+            let steps = &all[..n];
             let skip = usize::from(fin_from.is_some());
             let rest = &steps[skip.min(steps.len())..];
             for (i, &(role, dir, flags)) in rest.iter().enumerate() {
@@ -1120,7 +1152,7 @@ fn fin_close(heads: &TcpHeads, drawn: Close) -> Close {
 /// has no close, and an opening flow of fewer than 3 packets sends the first of its handshake
 /// only. Returns the close.
 fn fit_short(target: u32, close: (Close, bool), mid_stream: bool, seen: Option<Direction>) -> (Close, bool) {
-    if target == u32::MAX || target > seen_of_heads(close.0, mid_stream, seen) {
+    if target == u32::MAX || target > seen_of_heads(close.0, mid_stream, seen, 0) {
         return close;
     }
     (Close::None, close.1)
@@ -1136,27 +1168,34 @@ fn retry_gap_s(d: &FlowDraw, target: u32) -> f64 {
     }
 }
 
-/// The TCP heads' typical seconds per [opens with a handshake][`Close`], worked out once per engine.
-type HeadSpans = [[f64; 4]; 2];
+/// The TCP heads' typical seconds, worked out once per engine: per [opens with a
+/// handshake][`Close`], and of one extra ACK of a close.
+struct HeadSpans {
+    heads: [[f64; 4]; 2],
+    close_ack: f64,
+}
 
 fn head_spans(heads: &TcpHeads) -> HeadSpans {
-    [false, true].map(|opens| CLOSES.map(|close| heads.typical_span_s(opens, close)))
+    HeadSpans {
+        heads: [false, true].map(|opens| CLOSES.map(|close| heads.typical_span_s(opens, close))),
+        close_ack: heads.median_dt(Role::CloseAck),
+    }
 }
 
 /// The mean data gap (ns) that spreads a drawn flow over its drawn duration: the gaps between
 /// packets other than the TCP heads' own (the handshake's two, one per teardown packet) share
 /// what the duration leaves after the heads' typical time (at least a quarter of it); 0 when
 /// the flow has no data gap or no duration to spread.
-fn data_pace_ns(d: &FlowDraw, target: u32, head_span_s: &HeadSpans, close: Close, mid_stream: bool, seen: Option<Direction>) -> f64 {
+fn data_pace_ns(d: &FlowDraw, target: u32, head_span_s: &HeadSpans, (close, acks): (Close, u8), mid_stream: bool, seen: Option<Direction>) -> f64 {
     let tcp = d.kind == FlowKind::Connected;
     // (the gaps between the seen packets: a one-sided flow shows fewer of the heads'; the
     // handshake's first packet follows no gap)
-    let head_gaps = if tcp { seen_of_heads(close, mid_stream, seen) - u32::from(!mid_stream) } else { 0 };
+    let head_gaps = if tcp { seen_of_heads(close, mid_stream, seen, acks) - u32::from(!mid_stream) } else { 0 };
     let gaps = target.saturating_sub(1 + head_gaps);
     if gaps == 0 || !(d.duration_s.is_finite() && d.duration_s > crate::model::aggregate::MIN_DURATION_S) {
         return 0.0;
     }
-    let head_s = if tcp { head_span_s[usize::from(!mid_stream)][close as usize] } else { 0.0 };
+    let head_s = if tcp { head_span_s.heads[usize::from(!mid_stream)][close as usize] + f64::from(acks) * head_span_s.close_ack } else { 0.0 };
     (d.duration_s - head_s).max(0.25 * d.duration_s) * NS / f64::from(gaps)
 }
 
@@ -1192,20 +1231,22 @@ fn fin_payload(f: &LiveFlow, planned: u32, after: u32, steps: usize, most: f64) 
 /// The packets of a TCP flow's heads that a capture point sees: of the handshake (unless seen
 /// from the middle) all three, or SYN and ACK on the client's side, the SYN-ACK on the
 /// server's; and of the close ([`seen_of_close`]).
-fn seen_of_heads(close: Close, mid_stream: bool, seen: Option<Direction>) -> u32 {
+fn seen_of_heads(close: Close, mid_stream: bool, seen: Option<Direction>, acks: u8) -> u32 {
     let opening = match (mid_stream, seen) {
         (true, _) => 0,
         (false, None) => 3,
         (false, Some(Direction::Forward)) => 2,
         (false, Some(Direction::Backward)) => 1,
     };
-    opening + seen_of_close(close, seen)
+    opening + seen_of_close(close, seen, acks)
 }
 
-/// The packets of a close that a capture point sees: all of them, or on one side (where the
-/// close starts) the first FIN and the last ACK, or the RST.
-fn seen_of_close(close: Close, seen: Option<Direction>) -> u32 {
+/// The packets of a close that a capture point sees: all of them (a four-way close's `acks`
+/// extra ACKs too), or on one side (where the close starts) the first FIN and the last ACK,
+/// or the RST.
+fn seen_of_close(close: Close, seen: Option<Direction>, acks: u8) -> u32 {
     match (seen, close) {
+        (None, Close::FourWay) => close.packets() + u32::from(acks),
         (None, _) => close.packets(),
         (Some(_), Close::FourWay | Close::ThreeWay) => 2,
         (Some(_), Close::Rst) => 1,
@@ -1496,10 +1537,13 @@ mod tests {
             client_rank: 0,
             server_rank: 0,
         };
-        let spans = [[0.0; 4]; 2];
+        let spans = HeadSpans { heads: [[0.0; 4]; 2], close_ack: 0.0 };
         // 10 packets: 9 gaps, of which the handshake's 2 and the close's 4 (whole), the
         // handshake's 0 and the close's 2 (seen from the server)
-        assert_eq!(data_pace_ns(&d, 10, &spans, Close::FourWay, false, None), NS / 3.0);
-        assert_eq!(data_pace_ns(&d, 10, &spans, Close::FourWay, false, s), NS / 7.0);
+        assert_eq!(data_pace_ns(&d, 10, &spans, (Close::FourWay, 0), false, None), NS / 3.0);
+        assert_eq!(data_pace_ns(&d, 10, &spans, (Close::FourWay, 0), false, s), NS / 7.0);
+        // a close with an extra ACK takes one more gap, and its typical time
+        let spans = HeadSpans { heads: [[0.0; 4]; 2], close_ack: 0.25 };
+        assert_eq!(data_pace_ns(&d, 10, &spans, (Close::FourWay, 1), false, None), 0.75 * NS / 2.0);
     }
 }
