@@ -287,17 +287,23 @@ fn opening_tcp_model(unanswered_p: f64, one_sided_p: [f64; 2]) -> Model {
     m
 }
 
+/// (flags, sent by the client, time) of each packet of the first `flows` flows of a stream, by flow.
+fn tcp_packets_by_flow(m: &Model, cfg: &EngineConfig, flows: u64) -> std::collections::HashMap<u64, Vec<(u16, bool, i64)>> {
+    let mut e = Engine::new(m, cfg.clone()).unwrap();
+    e.limit_flows(flows);
+    let mut by_flow: std::collections::HashMap<u64, Vec<(u16, bool, i64)>> = Default::default();
+    for p in e.by_ref() {
+        by_flow.entry(p.flow_id).or_default().push((p.tcp_flags, p.direction == trafgen::flow::Direction::Forward, p.ts_ns));
+    }
+    by_flow
+}
+
 #[test]
 fn an_attempt_nobody_answers_sends_its_syn_again_and_nothing_else() {
     // every opening TCP flow unanswered (a scan of dead ports)
     let m = opening_tcp_model(1.0, [0.0; 2]);
     let cfg = EngineConfig { seed: 13, arrival_scale: 1000.0, flow_kinds: vec![FlowKind::Connected], ..Default::default() };
-    let mut e = Engine::new(&m, cfg.clone()).unwrap();
-    e.limit_flows(500);
-    let mut flows: std::collections::HashMap<u64, Vec<(u16, bool, i64)>> = Default::default();
-    for p in e.by_ref() {
-        flows.entry(p.flow_id).or_default().push((p.tcp_flags, p.direction == trafgen::flow::Direction::Forward, p.ts_ns));
-    }
+    let flows = tcp_packets_by_flow(&m, &cfg, 500);
     use trafgen::capture::TcpFlags;
     let arrivals: Vec<_> = flows.values().collect();
     assert_eq!(arrivals.len(), 500);
@@ -453,12 +459,7 @@ fn a_four_way_close_sends_the_extra_acks_its_flow_length_had_in_training() {
     m.tcp.close_acks = (0..trafgen::model::tcp_heads::ACK_BUCKETS).map(|i| if i == 9 { [100.0, 0.0] } else { [0.0, 100.0] }).collect();
     m.tcp.close_ack_log_dt = [-3.0; trafgen::model::tcp_heads::QUANTILES];
     let cfg = EngineConfig { seed: 15, arrival_scale: 1000.0, flow_kinds: vec![FlowKind::Connected], ..Default::default() };
-    let mut e = Engine::new(&m, cfg.clone()).unwrap();
-    e.limit_flows(2000);
-    let mut flows: std::collections::HashMap<u64, Vec<(u16, bool, i64)>> = Default::default();
-    for p in e.by_ref() {
-        flows.entry(p.flow_id).or_default().push((p.tcp_flags, p.direction == trafgen::flow::Direction::Forward, p.ts_ns));
-    }
+    let flows = tcp_packets_by_flow(&m, &cfg, 2000);
     use trafgen::capture::TcpFlags;
     let fin = |f: u16| f & TcpFlags::FIN != 0;
     let (mut ten, mut other) = ([0usize; 2], [0usize; 2]);

@@ -442,6 +442,21 @@ mod tests {
     use crate::model::dataset::{log_payload, FlowSeq, PACKET_DIM};
 
     /// A packet row: size, header, direction (1 = backward), flags FIN SYN RST PSH ACK, log dt.
+    /// Flag columns (FIN, SYN, RST, PSH, ACK) of the packets the tests' flows are made of.
+    const SYN: [bool; 5] = [false, true, false, false, false];
+    const SYN_ACK: [bool; 5] = [false, true, false, false, true];
+    const ACK: [bool; 5] = [false, false, false, false, true];
+    const FIN: [bool; 5] = [true, false, false, false, true];
+    const RST: [bool; 5] = [false, false, true, false, true];
+    const DATA: [bool; 5] = [false, false, false, true, true];
+
+    /// Appends one connected flow of these packet rows.
+    fn push_flow(ds: &mut Dataset, rows: &[[f32; PACKET_DIM]]) {
+        let start = ds.n_packets();
+        rows.iter().for_each(|r| ds.packets.extend_from_slice(r));
+        ds.flows.push(FlowSeq { kind: FlowKind::Connected, start, len: rows.len() });
+    }
+
     fn row(size: f32, header: f32, back: bool, flags: [bool; 5], log_dt: f32) -> [f32; PACKET_DIM] {
         let mut v = [0f32; PACKET_DIM];
         v[col::LOG_PAYLOAD] = log_payload(size - header);
@@ -456,17 +471,9 @@ mod tests {
 
     #[test]
     fn learns_handshake_timing_and_close_styles() {
-        let syn = [false, true, false, false, false];
-        let synack = [false, true, false, false, true];
-        let ack = [false, false, false, false, true];
-        let fin = [true, false, false, false, true];
-        let rst = [false, false, true, false, true];
+        let (syn, synack, ack, fin, rst) = (SYN, SYN_ACK, ACK, FIN, RST);
         let mut ds = Dataset::default();
-        let mut add = |rows: &[[f32; PACKET_DIM]]| {
-            let start = ds.n_packets();
-            rows.iter().for_each(|r| ds.packets.extend_from_slice(r));
-            ds.flows.push(FlowSeq { kind: FlowKind::Connected, start, len: rows.len() });
-        };
+        let mut add = |rows: &[[f32; PACKET_DIM]]| push_flow(&mut ds, rows);
         for i in 0..30 {
             // RTT 10 ms: the SYN-ACK comes 10^-2 s after the SYN
             let mut f = vec![
@@ -488,7 +495,7 @@ mod tests {
             }
             add(&f);
         }
-        add(&[row(552.0, 52.0, false, [false, false, false, true, true], -3.0), row(52.0, 52.0, true, ack, -3.0)]);
+        add(&[row(552.0, 52.0, false, DATA, -3.0), row(52.0, 52.0, true, ack, -3.0)]);
         let h = TcpHeads::fit(&ds, 0..ds.flows.len());
         assert_eq!(h.seen[Role::Syn as usize], 30);
         assert_eq!(h.seen[Role::SynAck as usize], 30);
@@ -529,11 +536,7 @@ mod tests {
 
     #[test]
     fn learns_how_many_extra_acks_a_close_sends_by_flow_length() {
-        let syn = [false, true, false, false, false];
-        let synack = [false, true, false, false, true];
-        let ack = [false, false, false, false, true];
-        let fin = [true, false, false, false, true];
-        let data = [false, false, false, true, true];
+        let (syn, synack, ack, fin, data) = (SYN, SYN_ACK, ACK, FIN, DATA);
         let mut ds = Dataset::default();
         for i in 0..40 {
             // the server closes first; the client ACKs its FIN, in half of the flows twice
@@ -550,9 +553,7 @@ mod tests {
                 f.push(row(52.0, 52.0, false, ack, -3.0));
             }
             f.extend([row(52.0, 52.0, false, fin, -3.0), row(52.0, 52.0, true, ack, -3.5)]);
-            let start = ds.n_packets();
-            f.iter().for_each(|r| ds.packets.extend_from_slice(r));
-            ds.flows.push(FlowSeq { kind: FlowKind::Connected, start, len: f.len() });
+            push_flow(&mut ds, &f);
         }
         let h = TcpHeads::fit(&ds, 0..ds.flows.len());
         assert_eq!(h.close_p[Close::FourWay as usize], 1.0);
