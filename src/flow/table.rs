@@ -143,9 +143,19 @@ pub struct FlowTable<X = ()> {
     last_sweep_ns: Option<i64>,
     /// Slots of ended flows, in order of their end.
     finished: Vec<u32>,
-    /// Closed TCP flows still lingering, in order of their close: (end time, id, slot). An
-    /// entry whose slot holds another flow by then (it ended otherwise) is passed over.
-    closing: VecDeque<(i64, u64, u32)>,
+    /// Closed TCP flows still lingering, in order of their close. An entry whose slot holds
+    /// another flow by then (it ended otherwise) is passed over.
+    closing: VecDeque<Closing>,
+}
+
+/// A closed TCP flow waiting out its linger.
+#[derive(Clone, Copy, Debug)]
+struct Closing {
+    end_ns: i64,
+    id: u64,
+    slot: u32,
+    /// Its key's hash: the index entry to prefetch and remove.
+    hash: u64,
 }
 
 /// What new flows need besides the table.
@@ -301,7 +311,8 @@ impl<X: Default> FlowTable<X> {
         if !was_closed && flow.closed_ns != OPEN {
             // closed now: it lingers for the last ACK and stray segments (a peer's duplicate
             // ACK of a retransmitted FIN is part of this connection, not a new one)
-            self.closing.push_back((flow.closed_ns.saturating_add(self.t.linger), flow.id, slot));
+            let end_ns = flow.closed_ns.saturating_add(self.t.linger);
+            self.closing.push_back(Closing { end_ns, id: flow.id, slot, hash: flow.key.hash() });
         }
         (a, &mut self.slots[slot as usize])
     }
@@ -335,8 +346,11 @@ impl<X: Default> FlowTable<X> {
 
     /// Takes a live flow out of the index (its record stays until drained).
     fn retire(&mut self, slot: u32) {
-        let f = &self.slots[slot as usize];
-        let hash = f.key.hash();
+        self.retire_hashed(slot, self.slots[slot as usize].key.hash());
+    }
+
+    /// [`FlowTable::retire`] with the hash of the flow's key.
+    fn retire_hashed(&mut self, slot: u32, hash: u64) {
         match self.index.probe(hash, |s| s == slot) {
             Probe::Found { pos, .. } => self.index.remove_at(pos),
             Probe::Vacant { .. } => unreachable!("a live flow is in the index"),
@@ -366,16 +380,22 @@ impl<X: Default> FlowTable<X> {
     }
 
     /// Ends the closed flows whose linger passed by `now_ns`, in order of their close.
+    /// The next to end is prefetched at every call (its record, state and index entry went cold
+    /// while it lingered; once loaded, the repeated hint finds them in the cache).
     fn end_lingered(&mut self, now_ns: i64) {
-        while let Some(&(end_ns, id, slot)) = self.closing.front() {
+        while let Some(&Closing { end_ns, id, slot, hash }) = self.closing.front() {
             if end_ns >= now_ns {
+                let s = slot as usize;
+                crate::prefetch::prefetch(&self.state[s]);
+                crate::prefetch::prefetch_bytes((&self.slots[s] as *const Flow<X>).cast(), HOT_BYTES);
+                self.index.prefetch(hash);
                 break;
             }
             self.closing.pop_front();
             let s = slot as usize;
             if self.state[s] == Slot::Live && self.slots[s].id == id {
                 self.slots[s].end = Some(close_reason(&self.slots[s].tcp));
-                self.retire(slot);
+                self.retire_hashed(slot, hash);
                 self.finished.push(slot);
             }
         }
