@@ -384,7 +384,9 @@ impl<X: Default> FlowTable<X> {
     /// while it lingered; once loaded, the repeated hint finds them in the cache).
     fn end_lingered(&mut self, now_ns: i64) {
         while let Some(&Closing { end_ns, id, slot, hash }) = self.closing.front() {
-            if end_ns >= now_ns {
+            // (past `max_flows` entries the oldest ends early: a capture whose clock stands
+            // still would otherwise keep every closed flow queued)
+            if end_ns >= now_ns && self.closing.len() <= self.max_flows {
                 let s = slot as usize;
                 crate::prefetch::prefetch(&self.state[s]);
                 crate::prefetch::prefetch_bytes((&self.slots[s] as *const Flow<X>).cast(), HOT_BYTES);
@@ -614,6 +616,30 @@ mod tests {
         let next = table.observe(&tcp(c2, srv, S, t), t).0.flow_id;
         let ended: Vec<u64> = table.drain_finished().map(|f| f.id).collect();
         assert!(next != first.unwrap() && ended == [first.unwrap()], "{first:?} then {next}: {ended:?} ended");
+    }
+
+    /// A capture whose clock stands still keeps no more closed flows than `max_flows` waiting
+    /// out their linger: the oldest end first.
+    #[test]
+    fn closed_flows_waiting_on_a_stopped_clock_are_bounded() {
+        const S: u16 = TcpFlags::SYN;
+        const A: u16 = TcpFlags::ACK;
+        const R: u16 = TcpFlags::RST | TcpFlags::ACK;
+        let cfg = FlowConfig { max_flows: 8, ..FlowConfig::default() };
+        let mut table: FlowTable = FlowTable::new(&cfg);
+        let srv = ([10, 0, 0, 2], 80);
+        let mut ended = 0;
+        for port in 0..100u16 {
+            let c = ([10, 0, 0, 1], 40000 + port);
+            for (from, to, flags) in [(c, srv, S), (srv, c, S | A), (c, srv, R)] {
+                table.observe(&tcp(from, to, flags, 0), 0);
+            }
+            assert!(table.closing.len() <= 9 && table.live() <= 9, "{} queued, {} live", table.closing.len(), table.live());
+            ended += table.drain_finished().count();
+        }
+        table.finish_all();
+        ended += table.drain_finished().count();
+        assert_eq!(ended, 100, "every flow comes out once");
     }
 
     /// Slots are reused after their flows were drained, and every flow comes out exactly once.
