@@ -488,7 +488,7 @@ fn a_four_way_close_sends_the_extra_acks_its_flow_length_had_in_training() {
     eprintln!("10-packet flows: {ten:?} closes without/with the extra ACK; other lengths: {other:?}");
     assert!(ten[0] >= 20 && ten[1] * 20 <= ten[0], "10-packet flows: {ten:?}");
     assert!(other[1] >= 500 && other[0] * 20 <= other[1], "other lengths: {other:?}");
-    // on the wire: a duplicate ACK is valid TCP, and the flows read back at their lengths
+    // on the wire: the extra ACK (a duplicate of the first) is valid TCP
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("acks.pcap");
     generate_in_process(&m, &flows_to_pcap(cfg, 300), &path);

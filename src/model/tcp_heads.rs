@@ -441,7 +441,6 @@ mod tests {
     use super::*;
     use crate::model::dataset::{log_payload, FlowSeq, PACKET_DIM};
 
-    /// A packet row: size, header, direction (1 = backward), flags FIN SYN RST PSH ACK, log dt.
     /// Flag columns (FIN, SYN, RST, PSH, ACK) of the packets the tests' flows are made of.
     const SYN: [bool; 5] = [false, true, false, false, false];
     const SYN_ACK: [bool; 5] = [false, true, false, false, true];
@@ -457,6 +456,7 @@ mod tests {
         ds.flows.push(FlowSeq { kind: FlowKind::Connected, start, len: rows.len() });
     }
 
+    /// A packet row: size, header, direction (1 = backward), flags FIN SYN RST PSH ACK, log dt.
     fn row(size: f32, header: f32, back: bool, flags: [bool; 5], log_dt: f32) -> [f32; PACKET_DIM] {
         let mut v = [0f32; PACKET_DIM];
         v[col::LOG_PAYLOAD] = log_payload(size - header);
@@ -469,33 +469,35 @@ mod tests {
         v
     }
 
+    /// A flow's handshake (RTT 10 ms: the SYN-ACK 10^-2 s after the SYN) and a 500-byte request.
+    fn opening() -> Vec<[f32; PACKET_DIM]> {
+        vec![
+            row(60.0, 60.0, false, SYN, -7.0),
+            row(60.0, 60.0, true, SYN_ACK, -2.0),
+            row(52.0, 52.0, false, ACK, -4.0),
+            row(552.0, 52.0, false, DATA, -3.0),
+        ]
+    }
+
     #[test]
     fn learns_handshake_timing_and_close_styles() {
-        let (syn, synack, ack, fin, rst) = (SYN, SYN_ACK, ACK, FIN, RST);
         let mut ds = Dataset::default();
-        let mut add = |rows: &[[f32; PACKET_DIM]]| push_flow(&mut ds, rows);
         for i in 0..30 {
-            // RTT 10 ms: the SYN-ACK comes 10^-2 s after the SYN
-            let mut f = vec![
-                row(60.0, 60.0, false, syn, -7.0),
-                row(60.0, 60.0, true, synack, -2.0),
-                row(52.0, 52.0, false, ack, -4.0),
-                row(552.0, 52.0, false, [false, false, false, true, true], -3.0),
-            ];
+            let mut f = opening();
             if i % 3 == 0 {
-                f.push(row(40.0, 40.0, true, rst, -1.0));
+                f.push(row(40.0, 40.0, true, RST, -1.0));
             } else {
                 // the client closes, four-way
                 f.extend([
-                    row(52.0, 52.0, false, fin, -1.0),
-                    row(52.0, 52.0, true, ack, -3.5),
-                    row(52.0, 52.0, true, fin, -3.0),
-                    row(52.0, 52.0, false, ack, -3.5),
+                    row(52.0, 52.0, false, FIN, -1.0),
+                    row(52.0, 52.0, true, ACK, -3.5),
+                    row(52.0, 52.0, true, FIN, -3.0),
+                    row(52.0, 52.0, false, ACK, -3.5),
                 ]);
             }
-            add(&f);
+            push_flow(&mut ds, &f);
         }
-        add(&[row(552.0, 52.0, false, DATA, -3.0), row(52.0, 52.0, true, ack, -3.0)]);
+        push_flow(&mut ds, &[row(552.0, 52.0, false, DATA, -3.0), row(52.0, 52.0, true, ACK, -3.0)]);
         let h = TcpHeads::fit(&ds, 0..ds.flows.len());
         assert_eq!(h.seen[Role::Syn as usize], 30);
         assert_eq!(h.seen[Role::SynAck as usize], 30);
@@ -536,23 +538,16 @@ mod tests {
 
     #[test]
     fn learns_how_many_extra_acks_a_close_sends_by_flow_length() {
-        let (syn, synack, ack, fin, data) = (SYN, SYN_ACK, ACK, FIN, DATA);
         let mut ds = Dataset::default();
         for i in 0..40 {
             // the server closes first; the client ACKs its FIN, in half of the flows twice
             // (1 ms later) before its own FIN: those flows are one packet longer
-            let mut f = vec![
-                row(60.0, 60.0, false, syn, -7.0),
-                row(60.0, 60.0, true, synack, -2.0),
-                row(52.0, 52.0, false, ack, -4.0),
-                row(552.0, 52.0, false, data, -3.0),
-                row(852.0, 52.0, true, fin, -2.0),
-                row(52.0, 52.0, false, ack, -3.5),
-            ];
+            let mut f = opening();
+            f.extend([row(852.0, 52.0, true, FIN, -2.0), row(52.0, 52.0, false, ACK, -3.5)]);
             if i % 2 == 0 {
-                f.push(row(52.0, 52.0, false, ack, -3.0));
+                f.push(row(52.0, 52.0, false, ACK, -3.0));
             }
-            f.extend([row(52.0, 52.0, false, fin, -3.0), row(52.0, 52.0, true, ack, -3.5)]);
+            f.extend([row(52.0, 52.0, false, FIN, -3.0), row(52.0, 52.0, true, ACK, -3.5)]);
             push_flow(&mut ds, &f);
         }
         let h = TcpHeads::fit(&ds, 0..ds.flows.len());
