@@ -40,6 +40,30 @@ impl SplitMix64 {
     }
 }
 
+/// A low-discrepancy sequence in [0, 1): x, x + α, x + 2α, … mod 1, with α the golden ratio's
+/// fractional part (a Weyl sequence). Used where a share must hold in every stretch of draws,
+/// not just on average: a category of share p drawn through it comes up within ±2 of n·p in
+/// any n consecutive draws, where independent draws scatter by ±√(n·p).
+#[derive(Clone, Debug)]
+pub struct Weyl(f64);
+
+/// The golden ratio's fractional part: its multiples mod 1 spread most evenly.
+const GOLDEN: f64 = 0.618_033_988_749_894_8;
+
+impl Weyl {
+    /// A sequence starting at a point drawn from `rng`.
+    pub fn new(rng: &mut SplitMix64) -> Weyl {
+        Weyl(rng.next_f64())
+    }
+
+    /// The next point.
+    pub fn next_f64(&mut self) -> f64 {
+        let x = self.0;
+        self.0 = (self.0 + GOLDEN).fract();
+        x
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +78,19 @@ mod tests {
         assert!(a[0] != a[1] && a[1] != a[2]);
         let mut r = SplitMix64::new(1);
         assert!((0..1000).all(|_| r.below(10) < 10));
+    }
+
+    #[test]
+    fn a_weyl_share_holds_in_every_stretch_of_draws() {
+        let mut w = Weyl::new(&mut SplitMix64::new(3));
+        let hits: Vec<bool> = (0..10_000).map(|_| w.next_f64() < 0.05).collect();
+        // every window of 100 draws has 5 ± 2 hits; independent draws give 0 to 13
+        for win in hits.windows(100).step_by(7) {
+            let n = win.iter().filter(|&&h| h).count();
+            assert!((3..=7).contains(&n), "{n} hits in a window of 100");
+        }
+        let mut r = SplitMix64::new(3);
+        let spread = (0..100).map(|_| (0..100).filter(|_| r.next_f64() < 0.05).count()).collect::<Vec<_>>();
+        assert!(spread.iter().any(|&n| !(3..=7).contains(&n)), "independent draws scatter more");
     }
 }

@@ -186,6 +186,29 @@ fn output_is_valid_and_has_the_models_kind_mix() {
     }
 }
 
+#[test]
+fn the_kind_mix_holds_in_every_stretch_of_flows() {
+    let mut m = load();
+    m.aggregate.standing.clear();
+    let kp = m.aggregate.kind_p;
+    let mut e = Engine::new(&m, EngineConfig { seed: 21, arrival_scale: 1000.0, ..Default::default() }).unwrap();
+    e.limit_flows(3000);
+    let mut kinds: std::collections::BTreeMap<u64, FlowKind> = Default::default();
+    for p in e.by_ref() {
+        kinds.entry(p.flow_id).or_insert(p.kind());
+    }
+    let kinds: Vec<FlowKind> = kinds.into_values().collect();
+    assert_eq!(kinds.len(), 3000);
+    // every 100 flows in a row carry each kind within 3 of its share (independent draws of
+    // the default model's ~50/50 mix stray by ±5 and more)
+    for (w, win) in kinds.windows(100).enumerate().step_by(10) {
+        for k in FlowKind::ALL {
+            let n = win.iter().filter(|&&x| x == k).count() as f64;
+            assert!((n - 100.0 * kp[k.index()]).abs() <= 3.0, "flows {w}..{}: {n} {} flows, model share {:.3}", w + 100, k.name(), kp[k.index()]);
+        }
+    }
+}
+
 /// Two-sample KS statistic.
 fn ks(a: &mut [f64], b: &mut [f64]) -> f64 {
     a.sort_by(f64::total_cmp);

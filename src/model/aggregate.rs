@@ -451,8 +451,14 @@ impl Aggregate {
 
     /// Draws the next flow: gap since the previous start, kind, size, ports, protocol, hosts.
     pub fn sample_flow(&self, rng: &mut SplitMix64) -> FlowDraw {
+        self.sample_flow_with(None, rng)
+    }
+
+    /// As [`Aggregate::sample_flow`], the kind drawn with `kind_u` (uniform in [0, 1)) where
+    /// given: a low-discrepancy sequence there keeps the kinds' mix in every stretch of flows.
+    pub fn sample_flow_with(&self, kind_u: Option<f64>, rng: &mut SplitMix64) -> FlowDraw {
         let gap_s = self.gap.as_ref().map_or(1.0, |g| 10f64.powf(draw_point(g, self.gap_marginals.as_ref(), rng).1[0].clamp(self.gap_range[0], self.gap_range[1])));
-        let mut u = rng.next_f64();
+        let mut u = kind_u.unwrap_or_else(|| rng.next_f64());
         let mut kind = FlowKind::Connected;
         for kk in FlowKind::ALL {
             u -= self.kind_p[kk.index()];
