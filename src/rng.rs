@@ -40,26 +40,37 @@ impl SplitMix64 {
     }
 }
 
-/// A low-discrepancy sequence in [0, 1): x, x + α, x + 2α, … mod 1, with α the golden ratio's
-/// fractional part (a Weyl sequence). Used where a share must hold in every stretch of draws,
+/// A low-discrepancy sequence in [0, 1): x, x + α, x + 2α, … mod 1, with α an irrational step
+/// (by default the golden ratio's fractional part; a Weyl sequence). Used where a share must hold in every stretch of draws,
 /// not just on average: a category of share p drawn through it comes up within ±2 of n·p in
 /// any n consecutive draws, where independent draws scatter by ±√(n·p).
 #[derive(Clone, Debug)]
-pub struct Weyl(f64);
+pub struct Weyl {
+    x: f64,
+    step: f64,
+}
 
 /// The golden ratio's fractional part: its multiples mod 1 spread most evenly.
-const GOLDEN: f64 = 0.618_033_988_749_894_8;
+pub const GOLDEN: f64 = 0.618_033_988_749_894_8;
+/// √2 − 1: a second step, for a sequence drawn beside a [`GOLDEN`] one.
+pub const SILVER: f64 = 0.414_213_562_373_095_1;
 
 impl Weyl {
-    /// A sequence starting at a point drawn from `rng`.
+    /// A sequence of step [`GOLDEN`] starting at a point drawn from `rng`.
     pub fn new(rng: &mut SplitMix64) -> Weyl {
-        Weyl(rng.next_f64())
+        Weyl::with_step(GOLDEN, rng)
+    }
+
+    /// A sequence of step `step` (irrational: [`GOLDEN`], [`SILVER`]) starting at a point
+    /// drawn from `rng`.
+    pub fn with_step(step: f64, rng: &mut SplitMix64) -> Weyl {
+        Weyl { x: rng.next_f64(), step }
     }
 
     /// The next point.
     pub fn next_f64(&mut self) -> f64 {
-        let x = self.0;
-        self.0 = (self.0 + GOLDEN).fract();
+        let x = self.x;
+        self.x = (self.x + self.step).fract();
         x
     }
 }

@@ -19,7 +19,7 @@ use super::marginals::Marginals;
 use super::shared_hosts::{self, SharedHosts};
 use super::standing::{self, StandingFlow};
 use crate::flow::{Direction, FlowKind};
-use crate::rng::SplitMix64;
+use crate::rng::{SplitMix64, Weyl, SILVER};
 
 /// Below this many flows, a kind's size GMM has one component.
 pub const FEW_FLOWS: usize = 8;
@@ -119,6 +119,22 @@ pub struct Aggregate {
     /// Flows that run for the whole stream, outside the arrivals above (empty: models before
     /// them, or captures without such flows).
     pub standing: Vec<StandingFlow>,
+}
+
+/// Low-discrepancy draws of a stream's flow kinds and, per kind, size components
+/// ([`Aggregate::sample_flow_with`]): a share of p comes up within a few flows of n·p in any n
+/// flows in a row, where independent draws scatter by √(n·p). A capture's mix is what a model
+/// should give back; the scatter of a small sample is not.
+#[derive(Clone, Debug)]
+pub struct Strata {
+    kind: Weyl,
+    component: [Weyl; 3],
+}
+
+impl Strata {
+    pub fn new(rng: &mut SplitMix64) -> Strata {
+        Strata { kind: Weyl::new(rng), component: std::array::from_fn(|_| Weyl::with_step(SILVER, rng)) }
+    }
 }
 
 /// A flow drawn from the aggregate model.
@@ -312,8 +328,8 @@ fn rank_shares<'a>(rows: impl Iterator<Item = &'a FlowRow>, host: impl Fn(&FlowR
 /// One point of `g` (a component by weight, then a point of it) and its component, mapped
 /// through the component's own marginals when the model has them; and the point's level in
 /// each dimension within its component ([`Marginals::levels_of`]; 0.5 without marginals).
-fn draw_point(g: &Gmm, marginals: Option<&Marginals>, rng: &mut SplitMix64) -> (usize, Vec<f64>, Vec<f64>) {
-    let c = g.draw_component(rng);
+fn draw_point(g: &Gmm, marginals: Option<&Marginals>, component_u: Option<f64>, rng: &mut SplitMix64) -> (usize, Vec<f64>, Vec<f64>) {
+    let c = component_u.map_or_else(|| g.draw_component(rng), |u| g.component_at(u));
     let mut v = g.sample_component(c, rng);
     let levels = marginals.map_or_else(|| vec![0.5; v.len()], |m| m.levels_of(c, &v));
     if let Some(m) = marginals {
@@ -454,11 +470,12 @@ impl Aggregate {
         self.sample_flow_with(None, rng)
     }
 
-    /// As [`Aggregate::sample_flow`], the kind drawn with `kind_u` (uniform in [0, 1)) where
-    /// given: a low-discrepancy sequence there keeps the kinds' mix in every stretch of flows.
-    pub fn sample_flow_with(&self, kind_u: Option<f64>, rng: &mut SplitMix64) -> FlowDraw {
-        let gap_s = self.gap.as_ref().map_or(1.0, |g| 10f64.powf(draw_point(g, self.gap_marginals.as_ref(), rng).1[0].clamp(self.gap_range[0], self.gap_range[1])));
-        let mut u = kind_u.unwrap_or_else(|| rng.next_f64());
+    /// As [`Aggregate::sample_flow`], the kind and the size component drawn through `strata`
+    /// where given: the mix of kinds and of each kind's size components then holds in every
+    /// stretch of flows.
+    pub fn sample_flow_with(&self, mut strata: Option<&mut Strata>, rng: &mut SplitMix64) -> FlowDraw {
+        let gap_s = self.gap.as_ref().map_or(1.0, |g| 10f64.powf(draw_point(g, self.gap_marginals.as_ref(), None, rng).1[0].clamp(self.gap_range[0], self.gap_range[1])));
+        let mut u = strata.as_mut().map_or_else(|| rng.next_f64(), |s| s.kind.next_f64());
         let mut kind = FlowKind::Connected;
         for kk in FlowKind::ALL {
             u -= self.kind_p[kk.index()];
@@ -470,7 +487,8 @@ impl Aggregate {
         let k = kind.index();
         let (packets, bytes, bytes_level, duration_s, component) = match &self.flow[k] {
             Some(g) => {
-                let (c, v, level) = draw_point(g, self.marginals[k].as_ref(), rng);
+                let component_u = strata.map(|s| s.component[k].next_f64());
+                let (c, v, level) = draw_point(g, self.marginals[k].as_ref(), component_u, rng);
                 (10f64.powf(v[0]).max(1.0), 10f64.powf(v[1]).max(1.0), level[1], 10f64.powf(v[2]), Some(c))
             }
             None => (2.0, 100.0, 0.5, 0.0, None),
@@ -776,6 +794,19 @@ mod tests {
         let mut v: Vec<FlowRow> = (0..40).map(|_| row(5004, 3000, 60.0, &mut rng)).collect();
         v.extend((0..160).map(|_| row(53, 2, 0.01, &mut rng)));
         v
+    }
+
+    #[test]
+    fn strata_keep_the_share_of_large_flows_in_every_stretch_of_draws() {
+        let agg = Aggregate::fit(&rows(), 6, 1).unwrap();
+        // long flows in each 50 draws in a row (1 in 5 of the training flows)
+        let windows = |long: Vec<bool>| long.windows(50).step_by(5).map(|w| w.iter().filter(|&&l| l).count()).collect::<Vec<_>>();
+        let mut rng = SplitMix64::new(2);
+        let mut strata = Strata::new(&mut SplitMix64::new(3));
+        let stratified = windows((0..2000).map(|_| agg.sample_flow_with(Some(&mut strata), &mut rng).packets > 100.0).collect());
+        assert!(stratified.iter().all(|n| (8..=12).contains(n)), "long flows per 50: {stratified:?}");
+        let independent = windows((0..2000).map(|_| agg.sample_flow(&mut rng).packets > 100.0).collect());
+        assert!(independent.iter().any(|n| !(8..=12).contains(n)), "independent draws scatter more: {independent:?}");
     }
 
     /// Of 4000 draws: the long flows (> 100 packets) and those of them `long` holds for, the

@@ -589,9 +589,13 @@ impl Gmm {
 
     /// Draws a component index by weight.
     pub fn draw_component(&self, rng: &mut SplitMix64) -> usize {
+        self.component_at(rng.next_f64())
+    }
+
+    /// The component a uniform `u` in [0, 1) falls on (components by weight, in order).
+    pub fn component_at(&self, u: f64) -> usize {
         let total = self.cum_weights[self.k() - 1];
-        let u = rng.next_f64() * total;
-        self.cum_weights.partition_point(|&c| c <= u).min(self.k() - 1)
+        self.cum_weights.partition_point(|&c| c <= u * total).min(self.k() - 1)
     }
 
     /// `n` points `[n, D]` and the component each came from; the same `rng` state gives the same

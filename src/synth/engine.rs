@@ -2,8 +2,9 @@
 //!
 //! Top to bottom:
 //! 1. the aggregate model draws the next flow (gap since the previous start, kind, server port,
-//!    protocol, IP version, host ranks) — flow starts form a schedule over time; kinds are
-//!    drawn through a low-discrepancy sequence, so the model's mix holds in every stretch;
+//!    protocol, IP version, host ranks) — flow starts form a schedule over time; kinds
+//!    and size components are drawn through low-discrepancy sequences, so the model's mix
+//!    holds in every stretch of flows;
 //! 2. each live flow steps its kind's flow LSTM ([`LeanLstm`]) token by token; a token is a
 //!    packet-GMM component, decoded into a packet through the [`PacketBank`]; TCP flows open
 //!    with a handshake and close with a teardown drawn from the [`TcpHeads`];
@@ -23,13 +24,13 @@ use super::steer::{sample_towards, Choices};
 use super::{Proto, Side, SynthPacket};
 use crate::capture::TcpFlags;
 use crate::flow::{Direction, FlowKind};
-use crate::model::aggregate::{FlowDraw, FRESH_HOSTS};
+use crate::model::aggregate::{FlowDraw, Strata, FRESH_HOSTS};
 use crate::model::lean_lstm::{draw_weighted, exp_approx, sample_logits, LeanError, LeanLstm};
 use crate::model::packet_bank::{PacketBank, BINS, DEFAULT_PER_COMPONENT};
 use crate::model::tcp_heads::{Close, Role, TcpHeads, CLOSES, MAX_CLOSE_ACKS, QUANTILES};
 use crate::model::standing::StandingFlow;
 use crate::model::Model;
-use crate::rng::{SplitMix64, Weyl};
+use crate::rng::SplitMix64;
 use crate::wire::emit::syn_options;
 
 const NS: f64 = 1e9;
@@ -450,9 +451,10 @@ pub struct Engine<'m> {
     /// Flows started whose first packet has not left yet.
     unbegun: usize,
     rng: SplitMix64,
-    /// The kinds' draws: a few UDP flows among a hundred TCP ones come up as often as the
-    /// model has them in every stretch of flows, not 0 or 10 by the luck of the draw.
-    kinds: Weyl,
+    /// The kinds' and size components' draws: a few UDP flows among a hundred TCP ones come
+    /// up as often as the model has them in every stretch of flows, not 0 or 10 by the luck
+    /// of the draw; so do a kind's rare large flows.
+    strata: Strata,
     next_id: u64,
     next_start_ns: f64,
     /// Time of the last packet emitted.
@@ -538,7 +540,7 @@ impl<'m> Engine<'m> {
             short: Vec::new(),
             unbegun: 0,
             rng: SplitMix64::new(cfg.seed),
-            kinds: Weyl::new(&mut SplitMix64::for_item(cfg.seed, u64::MAX - 3)),
+            strata: Strata::new(&mut SplitMix64::for_item(cfg.seed, u64::MAX - 3)),
             next_id: 0,
             next_start_ns: 0.0,
             clock: 0,
@@ -597,7 +599,7 @@ impl<'m> Engine<'m> {
     /// Starts the next flow at `t` and draws the start after it.
     fn start_flow(&mut self, t: i64) {
         let mut d = loop {
-            let d = self.model.aggregate.sample_flow_with(Some(self.kinds.next_f64()), &mut self.rng);
+            let d = self.model.aggregate.sample_flow_with(Some(&mut self.strata), &mut self.rng);
             self.next_start_ns += d.gap_s * NS / (self.cfg.multiplier * self.cfg.arrival_scale);
             if self.allowed[d.kind.index()] {
                 break d;
