@@ -46,7 +46,7 @@ fn main() {
         let t = Instant::now();
         let mut bytes = 0usize;
         for r in &records {
-            if let Some(f) = b.build(r) {
+            for f in b.build(r) {
                 bytes += f.len();
             }
         }
@@ -62,7 +62,7 @@ fn main() {
         let t = Instant::now();
         let mut sink = FileSink::create(&out, OutputFormat::Pcap, 262_144).unwrap();
         for r in &records {
-            if let Some(f) = b.build(r) {
+            for f in b.build(r) {
                 sink.write_frame(1_700_000_000_000_000_000 + f.ts_ns, &f.parts()).unwrap();
             }
         }

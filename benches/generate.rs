@@ -82,7 +82,7 @@ fn main() {
         let t = Instant::now();
         let mut bytes = 0usize;
         for p in e.by_ref().take(n) {
-            if let Some(f) = b.build(&p) {
+            for f in b.build(&p) {
                 bytes += f.len();
             }
         }

@@ -52,7 +52,7 @@ pub fn write_capture(
     let mut sink = FileSink::create(path, format, crate::sink::MAX_SNAPLEN)?;
     let mut records_seen = 0u64;
     let mut interrupted = false;
-    for r in records {
+    'records: for r in records {
         if max_frames.is_some_and(|m| sink.frames() >= m) {
             break;
         }
@@ -61,7 +61,10 @@ pub fn write_capture(
             break;
         }
         records_seen += 1;
-        if let Some(f) = builder.build(&r) {
+        for f in builder.build(&r) {
+            if max_frames.is_some_and(|m| sink.frames() >= m) {
+                break 'records;
+            }
             sink.write_frame(start_ns + f.ts_ns, &f.parts())?;
         }
     }

@@ -26,7 +26,7 @@ fn write_with(path: &Path, format: OutputFormat, records: &[SynthPacket], seed: 
     let mut b = FrameBuilder::new(cfg, seed).unwrap();
     let mut sink = FileSink::create(path, format, 262_144).unwrap();
     for r in records {
-        if let Some(f) = b.build(r) {
+        for f in b.build(r) {
             sink.write_frame(T0 + f.ts_ns, &f.parts()).unwrap();
         }
     }
@@ -158,7 +158,7 @@ fn client_ports_are_not_shared_by_live_flows() {
     let mut ports = std::collections::HashSet::new();
     for id in 0..300u64 {
         let r = script::tcp_flow(id, id as i64, 1, 10, 10, false)[0];
-        let f = b.build(&r).unwrap();
+        let f = b.build(&r).next().unwrap();
         let frame = [f.header, f.payload].concat();
         let p = decode(LinkType::Ethernet, 0, 0, frame.len() as u32, &frame);
         assert!(ports.insert(p.tcp().unwrap().src_port));
@@ -189,13 +189,56 @@ fn tcp_record(flow_id: u64, ts_ns: i64, fwd: bool, size: u32, tcp_flags: u16) ->
 }
 
 #[test]
+fn a_segment_above_the_mtu_goes_out_in_pieces_as_a_segmentation_offload_sends_it() {
+    // a capture taken on the sending host shows the segments its NIC cut up (zeek's ssh.pcap:
+    // 5,844 bytes); the wire carries pieces as big as the MTU allows
+    for (v, pieces) in [(4u8, vec![1460, 1460, 1460, 1424]), (6, vec![1440, 1440, 1440, 1440, 44])] {
+        let ip = if v == 4 { 20 } else { 40 };
+        let r = |ts_ns: i64, fwd: bool, flags: u16, payload: u32| SynthPacket { ip_version: v, ..tcp_record(1, ts_ns, fwd, ip + 20 + payload, flags) };
+        let records = [r(0, true, 0x02, 0), r(1_000, false, 0x12, 0), r(2_000, true, 0x10, 0), r(3_000, false, 0x18, 5_804), r(4_000, true, 0x10, 0), r(5_000, false, 0x11, 0)];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tso.pcap");
+        let b = write(&path, OutputFormat::Pcap, &records, 3);
+        let frames: Vec<(i64, Vec<u8>)> = {
+            let mut reader = trafgen::capture::CaptureReader::open(&path).unwrap();
+            std::iter::from_fn(|| reader.next_record().unwrap().map(|x| (x.ts_ns, x.data.to_vec()))).collect()
+        };
+        let segs: Vec<(i64, bool, u32, u32, u16, usize)> = frames
+            .iter()
+            .map(|(ts, f)| {
+                let p = decode(LinkType::Ethernet, 0, *ts, f.len() as u32, f);
+                assert!(p.malformed.is_none() && f.len() <= 14 + 1500, "IPv{v}: {} bytes, {:?}", f.len(), p.malformed);
+                let t = p.tcp().unwrap();
+                (*ts, t.src_port == 443, t.seq, t.ack, t.flags.0, p.payload_len() as usize)
+            })
+            .collect();
+        let data: Vec<_> = segs.iter().filter(|s| s.1 && s.5 > 0).collect();
+        assert_eq!(data.iter().map(|s| s.5).collect::<Vec<_>>(), pieces, "IPv{v}: piece sizes");
+        for (i, w) in data.windows(2).enumerate() {
+            assert_eq!(w[1].2, w[0].2.wrapping_add(w[0].5 as u32), "IPv{v}: piece {} goes on where piece {i} ended", i + 1);
+        }
+        // one timestamp; PSH on the last piece only
+        assert!(data.iter().all(|s| s.0 == data[0].0));
+        assert_eq!(data.iter().map(|s| s.4 & 0x08 != 0).collect::<Vec<_>>(), (0..pieces.len()).map(|i| i + 1 == pieces.len()).collect::<Vec<_>>());
+        // the client acknowledges all of it, and the FIN comes after it
+        let end = data[0].2.wrapping_add(5_804);
+        assert_eq!(segs[segs.len() - 2].3, end, "IPv{v}: the client's ACK");
+        assert_eq!(segs[segs.len() - 1].2, end, "IPv{v}: the FIN's sequence number");
+        let st = b.stats();
+        assert_eq!((st.frames, st.segmented, st.repairs.total()), (5 + pieces.len() as u64, 1, 0));
+        let report = trafgen::validate::validate(&[path], &Default::default()).unwrap();
+        assert_eq!(report.violations_total, 0, "IPv{v}: {report:?}");
+    }
+}
+
+#[test]
 fn a_flow_on_the_4_tuple_of_one_that_ended_open_continues_its_sequence_space() {
     // a service's fixed client port: three flows on one 4-tuple, each seen from the middle
     let cfg = WireConfig { client_hosts: 1, server_hosts: 1, ..WireConfig::default() };
     let mut b = FrameBuilder::new(cfg, 3).unwrap();
     let rec = |flow_id: u64, ts_ns: i64, fwd: bool, flags: u16, last: bool| SynthPacket { server_port: 22, client_port: 51489, last, ..tcp_record(flow_id, ts_ns, fwd, 140, flags) };
     let seg = |b: &mut FrameBuilder, r: SynthPacket| {
-        let f = b.build(&r).unwrap();
+        let f = b.build(&r).next().unwrap();
         let frame = [f.header, f.payload].concat();
         let p = decode(LinkType::Ethernet, 0, 0, frame.len() as u32, &frame);
         let t = p.tcp().unwrap();
@@ -226,7 +269,7 @@ fn a_hidden_record_moves_the_connection_on_and_makes_no_frame() {
     let mut b = FrameBuilder::new(WireConfig::default(), 5).unwrap();
     let rec = |ts_ns: i64, fwd: bool, flags: u16, size: u32, hidden: bool| SynthPacket { hidden, ..tcp_record(1, ts_ns, fwd, size, flags) };
     let seg = |b: &mut FrameBuilder, r: SynthPacket| {
-        let f = b.build(&r)?;
+        let f = b.build(&r).next()?;
         let frame = [f.header, f.payload].concat();
         let p = decode(LinkType::Ethernet, 0, 0, frame.len() as u32, &frame);
         let t = p.tcp().unwrap();
@@ -253,7 +296,7 @@ fn a_flow_seen_from_the_middle_with_timestamps_carries_them_on_every_segment() {
     let rec = |flow_id: u64, ts_ns: i64, fwd: bool, size: u32, ts: bool| SynthPacket { tcp_timestamps: ts, ..tcp_record(flow_id, ts_ns, fwd, size, 0x10) };
     let mut b = FrameBuilder::new(WireConfig::default(), 6).unwrap();
     let mut seg = |r: SynthPacket| {
-        let f = b.build(&r).unwrap();
+        let f = b.build(&r).next().unwrap();
         let frame = [f.header, f.payload].concat();
         let p = decode(LinkType::Ethernet, 0, 0, frame.len() as u32, &frame);
         let t = *p.tcp().unwrap();
@@ -320,51 +363,52 @@ proptest! {
         recs.sort_by_key(|r| r.ts_ns);
         let mut b = FrameBuilder::new(WireConfig::default(), 9).unwrap();
         for r in &recs {
-            let Some(f) = b.build(r) else { continue };
-            let frame = [f.header, f.payload].concat();
-            prop_assert!(frame.len() <= 14 + 1500);
-            let p = decode(LinkType::Ethernet, 0, 0, frame.len() as u32, &frame);
-            prop_assert!(p.malformed.is_none(), "{:?}", p.malformed);
-            prop_assert_eq!(p.size() as usize + 14, frame.len());
-            let sliced = etherparse::SlicedPacket::from_ethernet(&frame).unwrap();
-            if let Some(etherparse::NetSlice::Ipv4(v4)) = &sliced.net {
-                let h = v4.header().to_header();
-                prop_assert_eq!(h.header_checksum, h.calc_header_checksum());
-            }
-            let payload = f.payload;
-            match (&sliced.net, &sliced.transport) {
-                (Some(etherparse::NetSlice::Ipv4(v4)), Some(etherparse::TransportSlice::Tcp(t))) => {
-                    let th = t.to_header();
-                    prop_assert_eq!(th.checksum, th.calc_checksum_ipv4(&v4.header().to_header(), payload).unwrap());
+            for f in b.build(r) {
+                let frame = [f.header, f.payload].concat();
+                prop_assert!(frame.len() <= 14 + 1500);
+                let p = decode(LinkType::Ethernet, 0, 0, frame.len() as u32, &frame);
+                prop_assert!(p.malformed.is_none(), "{:?}", p.malformed);
+                prop_assert_eq!(p.size() as usize + 14, frame.len());
+                let sliced = etherparse::SlicedPacket::from_ethernet(&frame).unwrap();
+                if let Some(etherparse::NetSlice::Ipv4(v4)) = &sliced.net {
+                    let h = v4.header().to_header();
+                    prop_assert_eq!(h.header_checksum, h.calc_header_checksum());
                 }
-                (Some(etherparse::NetSlice::Ipv6(v6)), Some(etherparse::TransportSlice::Tcp(t))) => {
-                    let th = t.to_header();
-                    prop_assert_eq!(th.checksum, th.calc_checksum_ipv6(&v6.header().to_header(), payload).unwrap());
+                let payload = f.payload;
+                match (&sliced.net, &sliced.transport) {
+                    (Some(etherparse::NetSlice::Ipv4(v4)), Some(etherparse::TransportSlice::Tcp(t))) => {
+                        let th = t.to_header();
+                        prop_assert_eq!(th.checksum, th.calc_checksum_ipv4(&v4.header().to_header(), payload).unwrap());
+                    }
+                    (Some(etherparse::NetSlice::Ipv6(v6)), Some(etherparse::TransportSlice::Tcp(t))) => {
+                        let th = t.to_header();
+                        prop_assert_eq!(th.checksum, th.calc_checksum_ipv6(&v6.header().to_header(), payload).unwrap());
+                    }
+                    (Some(etherparse::NetSlice::Ipv4(v4)), Some(etherparse::TransportSlice::Udp(u))) => {
+                        let uh = u.to_header();
+                        prop_assert_eq!(uh.checksum, uh.calc_checksum_ipv4(&v4.header().to_header(), payload).unwrap());
+                    }
+                    (Some(etherparse::NetSlice::Ipv6(v6)), Some(etherparse::TransportSlice::Udp(u))) => {
+                        let uh = u.to_header();
+                        prop_assert_eq!(uh.checksum, uh.calc_checksum_ipv6(&v6.header().to_header(), payload).unwrap());
+                    }
+                    (Some(etherparse::NetSlice::Ipv4(_)), Some(etherparse::TransportSlice::Icmpv4(i))) => {
+                        let ih = i.header();
+                        prop_assert_eq!(ih.checksum, ih.icmp_type.calc_checksum(payload));
+                    }
+                    (Some(etherparse::NetSlice::Ipv6(v6)), Some(etherparse::TransportSlice::Icmpv6(i))) => {
+                        let ih = i.header();
+                        let h = v6.header();
+                        prop_assert_eq!(ih.checksum, ih.icmp_type.calc_checksum(h.source(), h.destination(), payload).unwrap());
+                    }
+                    (Some(etherparse::NetSlice::Arp(_)), None) => prop_assert_eq!(r.proto, Proto::Arp),
+                    other => prop_assert!(false, "unexpected layers {:?}", other.1.is_some()),
                 }
-                (Some(etherparse::NetSlice::Ipv4(v4)), Some(etherparse::TransportSlice::Udp(u))) => {
-                    let uh = u.to_header();
-                    prop_assert_eq!(uh.checksum, uh.calc_checksum_ipv4(&v4.header().to_header(), payload).unwrap());
-                }
-                (Some(etherparse::NetSlice::Ipv6(v6)), Some(etherparse::TransportSlice::Udp(u))) => {
-                    let uh = u.to_header();
-                    prop_assert_eq!(uh.checksum, uh.calc_checksum_ipv6(&v6.header().to_header(), payload).unwrap());
-                }
-                (Some(etherparse::NetSlice::Ipv4(_)), Some(etherparse::TransportSlice::Icmpv4(i))) => {
-                    let ih = i.header();
-                    prop_assert_eq!(ih.checksum, ih.icmp_type.calc_checksum(payload));
-                }
-                (Some(etherparse::NetSlice::Ipv6(v6)), Some(etherparse::TransportSlice::Icmpv6(i))) => {
-                    let ih = i.header();
-                    let h = v6.header();
-                    prop_assert_eq!(ih.checksum, ih.icmp_type.calc_checksum(h.source(), h.destination(), payload).unwrap());
-                }
-                (Some(etherparse::NetSlice::Arp(_)), None) => prop_assert_eq!(r.proto, Proto::Arp),
-                other => prop_assert!(false, "unexpected layers {:?}", other.1.is_some()),
-            }
-            if let Transport::Tcp(t) = p.transport {
-                // no data before the handshake completes: SYN/SYN-ACK never carry payload
-                if t.flags.has(0x02) {
-                    prop_assert_eq!(p.payload_len(), 0);
+                if let Transport::Tcp(t) = p.transport {
+                    // no data before the handshake completes: SYN/SYN-ACK never carry payload
+                    if t.flags.has(0x02) {
+                        prop_assert_eq!(p.payload_len(), 0);
+                    }
                 }
             }
         }

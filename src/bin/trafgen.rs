@@ -641,7 +641,8 @@ fn generate(args: &GenerateArgs) -> Result<()> {
         "engine    {} LSTM steps in {} rounds; {} handshake tokens skipped, {} flows truncated, {} starts delayed",
         e.lstm_steps, e.rounds, e.skipped_tokens, e.truncated_flows, e.delayed_starts
     );
-    println!("wire      {} flows, {} repairs", s.write.wire.flows_started, s.write.wire.repairs.total());
+    let w = &s.write.wire;
+    println!("wire      {} flows, {} records above the MTU sent in pieces, {} repairs", w.flows_started, w.segmented, w.repairs.total());
     println!("time      {:.2} s ({:.0} frames/s) from {}", s.seconds, s.write.frames as f64 / s.seconds.max(1e-9), dir.display());
     Ok(())
 }

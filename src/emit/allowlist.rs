@@ -179,7 +179,7 @@ mod tests {
                 hidden: false,
                 tcp_timestamps: false,
             };
-            let f = b.build(&rec).unwrap();
+            let f = b.build(&rec).next().unwrap();
             out.push([f.header, f.payload].concat());
         }
         out

@@ -283,11 +283,14 @@ pub fn spawn_model<'scope, 'env>(
                 return;
             }
             let mut frames = 0u64;
-            for rec in engine.by_ref() {
+            'records: for rec in engine.by_ref() {
                 if spec.limits.frames.is_some_and(|m| frames >= m) || stop.load(Ordering::Relaxed) {
                     break;
                 }
-                if let Some(f) = builder.build(&rec) {
+                for f in builder.build(&rec) {
+                    if spec.limits.frames.is_some_and(|m| frames >= m) {
+                        break 'records;
+                    }
                     frames += 1;
                     if !w.push(f.ts_ns, f.header, f.payload) {
                         return;

@@ -30,8 +30,9 @@ fn write_capture(path: &Path) {
     let mut b = FrameBuilder::new(WireConfig::default(), 1).unwrap();
     let mut sink = FileSink::create(path, OutputFormat::Pcap, 65_535).unwrap();
     for r in &records {
-        let f = b.build(r).unwrap();
-        sink.write_frame(1_600_000_000_000_000_000 + f.ts_ns, &f.parts()).unwrap();
+        for f in b.build(r) {
+            sink.write_frame(1_600_000_000_000_000_000 + f.ts_ns, &f.parts()).unwrap();
+        }
     }
     sink.finish().unwrap();
 }

@@ -32,7 +32,8 @@ pub struct WireConfig {
     /// Server ports for records that do not name one.
     pub tcp_server_ports: Vec<u16>,
     pub udp_server_ports: Vec<u16>,
-    /// Largest IP packet (bytes); records above it are clamped and counted.
+    /// Largest IP packet (bytes). A TCP record above it goes out in pieces (as a NIC's
+    /// segmentation offload sends it); a UDP or ICMP one is clamped and counted as a repair.
     pub mtu: u32,
     /// TTL / hop limit of generated packets.
     pub ttl: u8,

@@ -4,7 +4,9 @@
 //! [`address::AddressPlan`], TCP state ([`tcp::TcpConn`]), IPv4 ids, IPv6 flow labels and the
 //! ICMP echo sequence; for each record it emits the headers with correct checksums
 //! ([`emit`], [`checksum`]) and points at payload bytes from a fixed fill, so a frame is handed
-//! on as two slices (headers, payload) with no copy and no allocation in steady state. Records
+//! on as two slices (headers, payload) with no copy and no allocation in steady state. A TCP
+//! record above the MTU (a capture host's segmentation offload) becomes the pieces the NIC
+//! would have sent ([`Frames`]). Records
 //! that conflict with the protocols are repaired deterministically and counted. It does not
 //! decide what to send (the `synth` engine) nor write or send frames (the `sink`).
 
@@ -16,6 +18,7 @@ pub mod tcp;
 
 use rustc_hash::FxHashMap;
 
+use crate::capture::TcpFlags;
 use crate::flow::Direction;
 use crate::rng::SplitMix64;
 use crate::synth::{Proto, SynthPacket};
@@ -48,6 +51,33 @@ impl Frame<'_> {
     }
 }
 
+/// The frames of one record: one, none (a record dropped or hidden) or, for a TCP segment
+/// above the MTU, its pieces back to back with the record's timestamp.
+pub struct Frames<'a> {
+    ts_ns: i64,
+    headers: &'a [u8],
+    spans: std::iter::Enumerate<std::slice::Iter<'a, (usize, usize)>>,
+    fill: &'a PayloadFill,
+    counted: &'a mut u64,
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = Frame<'a>;
+
+    fn next(&mut self) -> Option<Frame<'a>> {
+        let (i, &(hlen, plen)) = self.spans.next()?;
+        *self.counted += 1;
+        let at = i * emit::MAX_HEADER;
+        Some(Frame { ts_ns: self.ts_ns, header: &self.headers[at..at + hlen], payload: self.fill.bytes(plen) })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.spans.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Frames<'_> {}
+
 /// Counters of the wire stage.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WireStats {
@@ -57,6 +87,9 @@ pub struct WireStats {
     /// Flows forgotten after `flow_idle_s` without a record.
     pub flows_expired: u64,
     pub repairs: Repairs,
+    /// TCP records above the MTU, sent as several segments (a host's segmentation offload:
+    /// a capture taken on the sending host shows the 5,844-byte segment its NIC cut in four).
+    pub segmented: u64,
     pub ports_exhausted: u64,
     /// Records of the side a one-sided flow's capture point does not see
     /// ([`SynthPacket::hidden`]): the flow's state moved on, no frame was made.
@@ -90,7 +123,10 @@ pub struct FrameBuilder {
     /// after a pause would; a fresh one would jump its sequence numbers. Forgotten after
     /// `flow_idle_s`, or when a flow opens the 4-tuple with a SYN.
     dormant: FxHashMap<Tuple, (tcp::TcpConn, i64)>,
-    header: [u8; emit::MAX_HEADER],
+    /// Headers of the current record's frames, [`emit::MAX_HEADER`] bytes apart (one per
+    /// piece of a segment above the MTU), and each frame's (header, payload) lengths.
+    headers: Vec<u8>,
+    spans: Vec<(usize, usize)>,
     stats: WireStats,
     since_sweep: u32,
 }
@@ -118,7 +154,9 @@ impl FrameBuilder {
             seed,
             flows: FxHashMap::default(),
             dormant: FxHashMap::default(),
-            header: [0; emit::MAX_HEADER],
+            // the most pieces a segment of IP's largest size is cut into at this MTU
+            headers: vec![0; emit::MAX_HEADER * tcp::MAX_IP_SIZE.div_ceil(mtu - emit::MAX_HEADER)],
+            spans: Vec::new(),
             stats: WireStats::default(),
             since_sweep: 0,
         })
@@ -140,8 +178,12 @@ impl FrameBuilder {
         self.dormant.len()
     }
 
-    /// The frame for `rec`, or `None` when the record had to be dropped (after a RST).
-    pub fn build(&mut self, rec: &SynthPacket) -> Option<Frame<'_>> {
+    /// The frames for `rec`: one; none when the record had to be dropped (after a RST) or is
+    /// hidden; for a TCP segment above the MTU, the pieces a NIC's segmentation offload
+    /// would send (each as big as the MTU allows, sequence numbers running on, PSH and FIN
+    /// on the last, the same timestamp). A frame is counted in [`WireStats::frames`] when
+    /// the iterator yields it.
+    pub fn build(&mut self, rec: &SynthPacket) -> Frames<'_> {
         self.since_sweep += 1;
         if self.since_sweep >= SWEEP_EVERY {
             self.sweep(rec.ts_ns);
@@ -152,7 +194,8 @@ impl FrameBuilder {
         }
         let flow = self.flows.get_mut(&rec.flow_id).expect("inserted above");
         flow.last_ns = rec.ts_ns;
-        let len = emit_frame(flow, rec, &mut self.header, &self.fill, self.mtu, self.ttl, &mut self.stats.repairs);
+        self.spans.clear();
+        let built = emit_frames(flow, rec, &mut self.headers, &mut self.spans, &self.fill, self.mtu, self.ttl, &mut self.stats.repairs);
         let ended = rec.last || flow.tcp.as_ref().is_some_and(|t| t.is_reset());
         if ended {
             if let Some(f) = self.flows.remove(&rec.flow_id) {
@@ -166,13 +209,14 @@ impl FrameBuilder {
                 }
             }
         }
-        let (hlen, plen) = len?;
-        if rec.hidden {
+        if built && rec.hidden {
             self.stats.hidden += 1;
-            return None;
+            self.spans.clear();
         }
-        self.stats.frames += 1;
-        Some(Frame { ts_ns: rec.ts_ns, header: &self.header[..hlen], payload: self.fill.bytes(plen) })
+        if self.spans.len() > 1 {
+            self.stats.segmented += 1;
+        }
+        Frames { ts_ns: rec.ts_ns, headers: &self.headers, spans: self.spans.iter().enumerate(), fill: &self.fill, counted: &mut self.stats.frames }
     }
 
     fn start_flow(&mut self, rec: &SynthPacket) -> WireFlow {
@@ -183,7 +227,7 @@ impl FrameBuilder {
         let mss = (self.mtu - ip_hdr - 20) as u16;
         self.stats.flows_started += 1;
         // a SYN opens a new connection; a record without one continues or starts one seen from the middle
-        let syn = rec.tcp_flags & crate::capture::TcpFlags::SYN != 0;
+        let syn = rec.tcp_flags & TcpFlags::SYN != 0;
         let resumed = match rec.proto {
             Proto::Tcp => self.dormant.remove(&tuple(&ends)).filter(|_| !syn).map(|(conn, _)| conn),
             _ => None,
@@ -227,26 +271,42 @@ impl FrameBuilder {
     }
 }
 
-/// Writes the headers of `rec`'s frame into `hdr`; returns (header length, payload length).
-fn emit_frame(f: &mut WireFlow, rec: &SynthPacket, hdr: &mut [u8], fill: &PayloadFill, mtu: usize, ttl: u8, rep: &mut Repairs) -> Option<(usize, usize)> {
+/// Writes the headers of `rec`'s frames into `headers` ([`emit::MAX_HEADER`] bytes apart) and
+/// their (header length, payload length) into `spans`; false when the record was dropped.
+#[allow(clippy::too_many_arguments)]
+fn emit_frames(f: &mut WireFlow, rec: &SynthPacket, headers: &mut [u8], spans: &mut Vec<(usize, usize)>, fill: &PayloadFill, mtu: usize, ttl: u8, rep: &mut Repairs) -> bool {
     let e = f.ends;
     if f.proto == Proto::Arp {
-        return Some(emit_arp(rec, &e, hdr, rep));
+        spans.push(emit_arp(rec, &e, headers, rep));
+        return true;
     }
     let ip_hdr = if f.v6 { 40 } else { 20 };
     let size = rec.size as usize;
     match f.proto {
         Proto::Tcp => {
             let conn = f.tcp.as_mut().expect("TCP flows have TCP state");
-            let seg = conn.next(rec.direction == Direction::Forward, rec.tcp_flags, size, ip_hdr, mtu, rec.ts_ns, rep)?;
+            let Some(seg) = conn.next(rec.direction == Direction::Forward, rec.tcp_flags, size, ip_hdr, rec.ts_ns, rep) else {
+                return false;
+            };
             let (src, dst, sp, dp) = ends(&e, seg.from_client);
-            let ip = ip_layer(f, seg.from_client, src, dst, ttl, true);
-            let total = ip_hdr + 20 + seg.options_len + seg.payload_len;
-            emit::ethernet(hdr, mac(&e, !seg.from_client), mac(&e, seg.from_client), ethertype(f.v6));
-            emit::ip(&mut hdr[14..], &ip, 6, total);
-            let t = emit::Tcp { src_port: sp, dst_port: dp, seq: seg.seq, ack: seg.ack, flags: seg.flags, window: seg.window, options: &seg.options[..seg.options_len] };
-            emit::tcp(&mut hdr[14 + ip_hdr..], &ip, &t, fill, seg.payload_len);
-            Some((14 + ip_hdr + 20 + seg.options_len, seg.payload_len))
+            let hlen = 14 + ip_hdr + 20 + seg.options_len;
+            // above the MTU: cut as a segmentation offload does, PSH and FIN on the last piece
+            let room = mtu - (ip_hdr + 20 + seg.options_len);
+            let pieces = seg.payload_len.div_ceil(room).max(1);
+            debug_assert!(pieces * emit::MAX_HEADER <= headers.len(), "{pieces} pieces");
+            for (i, hdr) in headers.chunks_exact_mut(emit::MAX_HEADER).take(pieces).enumerate() {
+                let last = i + 1 == pieces;
+                let payload = if last { seg.payload_len - i * room } else { room };
+                let flags = if last { seg.flags } else { seg.flags & !((TcpFlags::FIN | TcpFlags::PSH) as u8) };
+                let ip = ip_layer(f, seg.from_client, src, dst, ttl, true);
+                emit::ethernet(hdr, mac(&e, !seg.from_client), mac(&e, seg.from_client), ethertype(f.v6));
+                emit::ip(&mut hdr[14..], &ip, 6, hlen - 14 + payload);
+                let seq = seg.seq.wrapping_add((i * room) as u32);
+                let t = emit::Tcp { src_port: sp, dst_port: dp, seq, ack: seg.ack, flags, window: seg.window, options: &seg.options[..seg.options_len] };
+                emit::tcp(&mut hdr[14 + ip_hdr..], &ip, &t, fill, payload);
+                spans.push((hlen, payload));
+            }
+            true
         }
         Proto::Udp | Proto::IcmpEcho => {
             let mut from_client = rec.direction == Direction::Forward;
@@ -274,6 +334,7 @@ fn emit_frame(f: &mut WireFlow, rec: &SynthPacket, hdr: &mut [u8], fill: &Payloa
             }
             let (src, dst, sp, dp) = ends(&e, from_client);
             let ip = ip_layer(f, from_client, src, dst, ttl, false);
+            let hdr = &mut headers[..emit::MAX_HEADER];
             let proto = match (f.proto, f.v6) {
                 (Proto::Udp, _) => 17,
                 (_, false) => 1,
@@ -287,13 +348,15 @@ fn emit_frame(f: &mut WireFlow, rec: &SynthPacket, hdr: &mut [u8], fill: &Payloa
             } else {
                 emit::icmp_echo(l4, &ip, from_client, e.client_port, f.icmp_seq, fill, payload);
             }
-            Some((14 + ip_hdr + 8, payload))
+            spans.push((14 + ip_hdr + 8, payload));
+            true
         }
         Proto::Arp => unreachable!("handled above"),
     }
 }
 
 fn emit_arp(rec: &SynthPacket, e: &Endpoints, hdr: &mut [u8], rep: &mut Repairs) -> (usize, usize) {
+    let hdr = &mut hdr[..emit::MAX_HEADER];
     if rec.size != 0 && rec.size != 28 {
         rep.size_fixed_by_protocol += 1;
     }

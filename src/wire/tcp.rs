@@ -11,6 +11,9 @@
 
 use super::emit::syn_options;
 
+/// Largest IP total length.
+pub const MAX_IP_SIZE: usize = 65_535;
+
 /// How many records had to be changed to stay valid, by reason.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Repairs {
@@ -20,7 +23,8 @@ pub struct Repairs {
     pub syn_size_adjusted: u64,
     /// Size below the headers: raised to the header size.
     pub size_raised: u64,
-    /// Size above the MTU: clamped.
+    /// Size above the MTU (UDP, ICMP) or above IP's 65,535 bytes (TCP): clamped. A TCP
+    /// segment above the MTU is not a conflict: it is split ([`crate::wire::WireStats::segmented`]).
     pub size_clamped_mtu: u64,
     /// Payload in a direction that had sent its FIN: sent as a pure ACK.
     pub data_after_fin: u64,
@@ -145,12 +149,13 @@ impl TcpConn {
     }
 
     /// The next segment for a record: `from_client`, wanted `flags`, wanted IP total length
-    /// `size` with an IP header of `ip_hdr` bytes and an MTU of `mtu`; `None` when the record
-    /// must be dropped (after a RST).
-    pub fn next(&mut self, from_client: bool, flags: u16, size: usize, ip_hdr: usize, mtu: usize, now_ns: i64, rep: &mut Repairs) -> Option<Segment> {
-        let size = if size > mtu {
+    /// `size` with an IP header of `ip_hdr` bytes; `None` when the record must be dropped
+    /// (after a RST). The segment may be above the MTU: the frame stage splits it as a NIC's
+    /// segmentation offload does ([`crate::wire::FrameBuilder::build`]).
+    pub fn next(&mut self, from_client: bool, flags: u16, size: usize, ip_hdr: usize, now_ns: i64, rep: &mut Repairs) -> Option<Segment> {
+        let size = if size > MAX_IP_SIZE {
             rep.size_clamped_mtu += 1;
-            mtu
+            MAX_IP_SIZE
         } else {
             size
         };
@@ -165,7 +170,7 @@ impl TcpConn {
                 // in progress when a warm-started stream begins): no handshake is made up; no
                 // options are known to be negotiated, so segments carry none
                 self.stage = Stage::Established;
-                self.next(from_client, flags, size, ip_hdr, mtu, now_ns, rep)
+                self.next(from_client, flags, size, ip_hdr, now_ns, rep)
             }
             Stage::New => {
                 if !(from_client && f & 0x12 == 0x02) {
@@ -333,12 +338,12 @@ mod tests {
     fn handshake_then_data_then_fin() {
         let mut c = conn();
         let mut rep = Repairs::default();
-        let syn = c.next(true, 0x02, 60, 20, 1500, 0, &mut rep).unwrap();
-        let sa = c.next(false, 0x12, 60, 20, 1500, 1_000_000, &mut rep).unwrap();
-        let ack = c.next(true, 0x10, 52, 20, 1500, 2_000_000, &mut rep).unwrap();
-        let d1 = c.next(true, 0x18, 152, 20, 1500, 3_000_000, &mut rep).unwrap();
-        let d2 = c.next(false, 0x18, 1052, 20, 1500, 4_000_000, &mut rep).unwrap();
-        let fin = c.next(true, 0x11, 52, 20, 1500, 5_000_000, &mut rep).unwrap();
+        let syn = c.next(true, 0x02, 60, 20, 0, &mut rep).unwrap();
+        let sa = c.next(false, 0x12, 60, 20, 1_000_000, &mut rep).unwrap();
+        let ack = c.next(true, 0x10, 52, 20, 2_000_000, &mut rep).unwrap();
+        let d1 = c.next(true, 0x18, 152, 20, 3_000_000, &mut rep).unwrap();
+        let d2 = c.next(false, 0x18, 1052, 20, 4_000_000, &mut rep).unwrap();
+        let fin = c.next(true, 0x11, 52, 20, 5_000_000, &mut rep).unwrap();
         assert_eq!(rep, Repairs::default());
         assert_eq!((syn.options_len, sa.options_len, ack.options_len), (20, 20, 12));
         assert_eq!(sa.ack, syn.seq.wrapping_add(1));
@@ -359,12 +364,12 @@ mod tests {
         let mut c = conn();
         let mut rep = Repairs::default();
         // the server's data first: sent as it is, with sequence numbers from the ISNs
-        let a = c.next(false, 0x18, 540, 20, 1500, 0, &mut rep).unwrap();
+        let a = c.next(false, 0x18, 540, 20, 0, &mut rep).unwrap();
         assert_eq!((a.from_client, a.flags, a.payload_len, a.options_len), (false, 0x18, 500, 0));
-        let b = c.next(true, 0x10, 40, 20, 1500, 1, &mut rep).unwrap();
+        let b = c.next(true, 0x10, 40, 20, 1, &mut rep).unwrap();
         assert_eq!((b.flags, b.payload_len), (0x10, 0));
         assert_eq!(b.ack, a.seq.wrapping_add(500), "the client acknowledges the server's bytes");
-        let f = c.next(true, 0x11, 40, 20, 1500, 2, &mut rep).unwrap();
+        let f = c.next(true, 0x11, 40, 20, 2, &mut rep).unwrap();
         assert_eq!((f.flags, f.seq), (0x11, b.seq));
         assert_eq!(rep, Repairs::default(), "nothing repaired");
     }
@@ -374,25 +379,25 @@ mod tests {
         let mut c = conn();
         let mut rep = Repairs::default();
         // a SYN-ACK first: forced into SYN, SYN-ACK, ACK
-        let a = c.next(false, 0x12, 500, 20, 1500, 0, &mut rep).unwrap();
+        let a = c.next(false, 0x12, 500, 20, 0, &mut rep).unwrap();
         assert_eq!(a.flags, 0x02);
         assert!(a.from_client);
-        let b = c.next(true, 0x18, 500, 20, 1500, 1, &mut rep).unwrap();
+        let b = c.next(true, 0x18, 500, 20, 1, &mut rep).unwrap();
         assert_eq!((b.flags, b.from_client), (0x12, false));
         assert_eq!(rep.handshake_forced, 2);
-        c.next(true, 0x10, 40, 20, 1500, 2, &mut rep).unwrap();
+        c.next(true, 0x10, 40, 20, 2, &mut rep).unwrap();
         // FIN from the client, then client data: sent as a pure ACK
-        c.next(true, 0x11, 40, 20, 1500, 3, &mut rep).unwrap();
-        let after = c.next(true, 0x18, 400, 20, 1500, 4, &mut rep).unwrap();
+        c.next(true, 0x11, 40, 20, 3, &mut rep).unwrap();
+        let after = c.next(true, 0x18, 400, 20, 4, &mut rep).unwrap();
         assert_eq!((after.payload_len, after.flags), (0, 0x10));
         assert_eq!(rep.data_after_fin, 1);
         // server may still send (half close), then RST ends everything
-        let s = c.next(false, 0x18, 400, 20, 9000, 5, &mut rep).unwrap();
+        let s = c.next(false, 0x18, 400, 20, 5, &mut rep).unwrap();
         // the forced SYN (asked size 500) took the largest layout: timestamps on every segment
         assert_eq!(s.payload_len, 400 - 20 - 32);
-        let r = c.next(false, 0x04, 40, 20, 1500, 6, &mut rep).unwrap();
+        let r = c.next(false, 0x04, 40, 20, 6, &mut rep).unwrap();
         assert_eq!(r.flags, 0x14);
-        assert!(c.next(true, 0x10, 40, 20, 1500, 7, &mut rep).is_none());
+        assert!(c.next(true, 0x10, 40, 20, 7, &mut rep).is_none());
         assert_eq!(rep.dropped_after_rst, 1);
         assert!(c.is_reset());
     }

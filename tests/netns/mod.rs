@@ -87,7 +87,7 @@ pub fn udp_capture(path: &Path, gaps_ns: &[i64]) {
             hidden: false,
             tcp_timestamps: false,
         };
-        let f = b.build(&rec).unwrap();
+        let f = b.build(&rec).next().unwrap();
         sink.write_frame(t, &f.parts()).unwrap();
         t += gaps_ns.get(i).copied().unwrap_or(0);
     }
