@@ -41,9 +41,10 @@ impl SplitMix64 {
 }
 
 /// A low-discrepancy sequence in [0, 1): x, x + α, x + 2α, … mod 1, with α an irrational step
-/// (by default the golden ratio's fractional part; a Weyl sequence). Used where a share must hold in every stretch of draws,
-/// not just on average: a category of share p drawn through it comes up within ±2 of n·p in
-/// any n consecutive draws, where independent draws scatter by ±√(n·p).
+/// (by default the golden ratio's fractional part; a Weyl sequence). Used where a share must
+/// hold in every stretch of draws, not just on average: a category of share p drawn through it
+/// comes up within a few of n·p in any n consecutive draws (the deviation grows as log n),
+/// where independent draws scatter by ±√(n·p).
 #[derive(Clone, Debug)]
 pub struct Weyl {
     x: f64,
