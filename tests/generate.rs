@@ -156,6 +156,9 @@ fn output_is_valid_and_has_the_models_kind_mix() {
         let share = flows[k.index()] / total;
         assert!((share - kp[k.index()]).abs() < 0.05, "{}: {share:.3} vs model {:.3}", k.name(), kp[k.index()]);
     }
+    // no-flow traffic is ARP at ARP's size (the model's drawn sizes are captured frames')
+    assert!(flows[FlowKind::NoFlow.index()] > 0.0);
+    assert_eq!(s["write"]["wire"]["repairs"]["size_fixed_by_protocol"], 0, "{}", s["write"]["wire"]);
     // and as our own ingestion sees the file: TCP/UDP flows come out as generated
     let o = trafgen(&["inspect", "--json", p.to_str().unwrap()]);
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

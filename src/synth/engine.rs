@@ -283,6 +283,8 @@ const ETHERNET_MTU: u32 = 1500;
 /// Bytes of payload above a full-size segment's that are still a full-size segment (decoding
 /// spread), not an offloaded one ([`Engine::consume`]).
 const FULL_SIZE_SLACK: u32 = 64;
+/// An ARP packet's length (Ethernet/IPv4).
+const ARP_SIZE: u32 = 28;
 
 /// What varies between a flow's packets (the rest is the flow's).
 #[derive(Clone, Copy, Debug, Default)]
@@ -785,8 +787,9 @@ impl<'m> Engine<'m> {
             pace_ns,
             drawn_gap_ns: 0.0,
             drawn_gaps: 0,
+            // (ARP's size is fixed: nothing to steer)
             bytes_goal: match self.cfg.flow_bytes {
-                FlowBytes::Aggregate if target != u32::MAX && d.bytes > 0.0 => d.bytes,
+                FlowBytes::Aggregate if target != u32::MAX && d.bytes > 0.0 && proto != Proto::Arp => d.bytes,
                 _ => f64::NAN,
             },
             bytes: 0,
@@ -1035,6 +1038,9 @@ impl Rules<'_> {
         }
         let size = f.ip_hdr + f.l4_hdr + payload;
         if f.proto != Proto::Tcp {
+            // no-flow traffic goes out as ARP, whose size is the protocol's (the drawn one is
+            // a captured frame's: padding to Ethernet's 60 bytes, other EtherTypes)
+            let size = if f.proto == Proto::Arp { ARP_SIZE } else { size };
             push(f, dt_ns, p.direction, size, 0);
             return;
         }
