@@ -31,7 +31,7 @@ use crate::model::tcp_heads::{Close, Role, TcpHeads, CLOSES, MAX_CLOSE_ACKS, QUA
 use crate::model::standing::StandingFlow;
 use crate::model::Model;
 use crate::rng::SplitMix64;
-use crate::wire::emit::syn_options;
+use crate::wire::emit::{syn_options, ARP_LEN};
 
 const NS: f64 = 1e9;
 /// Packets generated ahead per flow in a round.
@@ -283,8 +283,6 @@ const ETHERNET_MTU: u32 = 1500;
 /// Bytes of payload above a full-size segment's that are still a full-size segment (decoding
 /// spread), not an offloaded one ([`Engine::consume`]).
 const FULL_SIZE_SLACK: u32 = 64;
-/// An ARP packet's length (Ethernet/IPv4).
-const ARP_SIZE: u32 = 28;
 
 /// What varies between a flow's packets (the rest is the flow's).
 #[derive(Clone, Copy, Debug, Default)]
@@ -1040,7 +1038,7 @@ impl Rules<'_> {
         if f.proto != Proto::Tcp {
             // no-flow traffic goes out as ARP, whose size is the protocol's (the drawn one is
             // a captured frame's: padding to Ethernet's 60 bytes, other EtherTypes)
-            let size = if f.proto == Proto::Arp { ARP_SIZE } else { size };
+            let size = if f.proto == Proto::Arp { ARP_LEN as u32 } else { size };
             push(f, dt_ns, p.direction, size, 0);
             return;
         }

@@ -9,6 +9,7 @@ use std::collections::BinaryHeap;
 use super::{Proto, SynthPacket, OWN_SIDES, PLAN_CHOOSES};
 use crate::flow::Direction;
 use crate::rng::SplitMix64;
+use crate::wire::emit::ARP_LEN;
 
 const MS: i64 = 1_000_000;
 
@@ -97,7 +98,7 @@ pub fn icmp_flow(flow_id: u64, t0: i64, pings: usize, v6: bool) -> Vec<SynthPack
 
 /// An ARP request and its reply.
 pub fn arp_flow(flow_id: u64, t0: i64) -> Vec<SynthPacket> {
-    mark_last(vec![rec(flow_id, Proto::Arp, false, F, t0, 28, 0), rec(flow_id, Proto::Arp, false, B, t0 + MS / 10, 28, 0)])
+    mark_last(vec![rec(flow_id, Proto::Arp, false, F, t0, ARP_LEN as u32, 0), rec(flow_id, Proto::Arp, false, B, t0 + MS / 10, ARP_LEN as u32, 0)])
 }
 
 /// An endless, seeded mix of overlapping scripted flows, in departure order: 70 % TCP

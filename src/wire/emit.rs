@@ -139,9 +139,12 @@ pub fn icmp_echo(buf: &mut [u8], ip: &Ip, request: bool, id: u16, seq: u16, fill
     h[2..4].copy_from_slice(&c.to_be_bytes());
 }
 
-/// Writes an Ethernet/IPv4 ARP body at `buf[..28]` (request when `tha` is all zeros).
+/// Length of an Ethernet/IPv4 ARP body.
+pub const ARP_LEN: usize = 28;
+
+/// Writes an Ethernet/IPv4 ARP body at `buf[..ARP_LEN]` (request when `tha` is all zeros).
 pub fn arp(buf: &mut [u8], request: bool, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) {
-    let h = &mut buf[..28];
+    let h = &mut buf[..ARP_LEN];
     h[0..8].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, if request { 1 } else { 2 }]);
     h[8..14].copy_from_slice(&sha);
     h[14..18].copy_from_slice(&spa);

@@ -357,7 +357,7 @@ fn emit_frames(f: &mut WireFlow, rec: &SynthPacket, headers: &mut [u8], spans: &
 
 fn emit_arp(rec: &SynthPacket, e: &Endpoints, hdr: &mut [u8], rep: &mut Repairs) -> (usize, usize) {
     let hdr = &mut hdr[..emit::MAX_HEADER];
-    if rec.size != 0 && rec.size != 28 {
+    if rec.size != 0 && rec.size as usize != emit::ARP_LEN {
         rep.size_fixed_by_protocol += 1;
     }
     let (c, s) = (e.client, e.server);
@@ -369,7 +369,7 @@ fn emit_arp(rec: &SynthPacket, e: &Endpoints, hdr: &mut [u8], rep: &mut Repairs)
         emit::ethernet(hdr, c.mac, s.mac, emit::ETHERTYPE_ARP);
         emit::arp(&mut hdr[14..], false, s.mac, v4(&s), c.mac, v4(&c));
     }
-    (14 + 28, 0)
+    (14 + emit::ARP_LEN, 0)
 }
 
 fn ethertype(v6: bool) -> u16 {
