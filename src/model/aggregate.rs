@@ -8,7 +8,9 @@
 //!
 //! Flow size and service go together (a long UDP stream to one port, short DNS lookups to
 //! another), so each component of a kind's size GMM carries its own port table: the ports of
-//! the training flows it claims. A draw picks the component, then its size and its port.
+//! the training flows it claims, with its own weights in each quarter of them by bytes (a
+//! component's large flows are downloads from a web server, its small ones something else).
+//! A draw picks the component, then its size, then its port at its size's quarter.
 
 use tch::{Kind, Tensor};
 
@@ -37,6 +39,10 @@ pub const MAX_GAP_S: f64 = 3600.0;
 pub const MAX_RANKS: usize = 1024;
 /// Server ports kept per kind (the rest are "other": the address plan picks).
 pub const MAX_PORTS: usize = 64;
+
+/// Bins of a flow's bytes level (its place among its size component's flows) that each carry
+/// their own weights over the component's port table (`Aggregate::port_by_bytes`).
+pub const BYTES_BINS: usize = 4;
 
 /// The first host rank given to hosts of their own (`Aggregate::fresh_rank`): past every rank of
 /// the tables, so that a fresh host is none of the table's.
@@ -74,6 +80,14 @@ pub struct Aggregate {
     /// that component claims (empty: models before this table, or a component without
     /// port-carrying flows; the kind's table is used then).
     pub component_ports: [Vec<Vec<Weighted<(u16, u8)>>>; 3],
+    /// Per kind, per component of `flow[kind]`, per [`BYTES_BINS`] bin of the bytes level: the
+    /// weights of the rows of the component's port table among its flows in that bin, shrunk
+    /// towards the component's weights by one flow ([`port_weights_by_bytes`]). Inside a size
+    /// component the service still goes with the size: netshare_caida's largest component
+    /// holds web downloads of 40 packets and a 4-packet flow to port 27011, which with one
+    /// table for the component got 40-packet flows too. Empty: models before it; the
+    /// component's table holds at every level then.
+    pub port_by_bytes: [Vec<[Vec<f64>; BYTES_BINS]>; 3],
     pub proto: [Vec<Weighted<u8>>; 3],
     pub v6_share: [f64; 3],
     pub client_rank: Vec<f64>,
@@ -107,6 +121,13 @@ pub struct Aggregate {
     /// backbone link sees a SYN-ACK and no SYN, a FIN and no reply). Empty: models before it
     /// (both sides of every flow seen).
     pub component_one_sided_p: Vec<[f64; 2]>,
+    /// Per component of the connected flows' GMM, per row of its port table
+    /// (`component_ports`): the same shares among the flows of that port, shrunk towards the
+    /// component's by one flow ([`one_sided_by_port`]). The side a tap sees goes with the
+    /// service: a backbone link's one direction carries web servers' downloads (port 80 seen
+    /// from the server) and uploads to other ports (seen from the client). Empty: models
+    /// before it; the component's shares hold for every port then.
+    pub port_one_sided_p: Vec<Vec<[f64; 2]>>,
     /// Per component of the connected flows' GMM: the share of its flows seen from the middle
     /// whose segments carry the timestamp option (a flow with a handshake negotiates it in its
     /// SYN; one without shows it only in its segments' 12 bytes of options, which a backbone
@@ -180,14 +201,29 @@ fn normalise<T: Copy>(mut v: Vec<(T, f64)>) -> Vec<Weighted<T>> {
 
 /// Draws from a categorical table (None when empty).
 pub fn draw<T: Copy>(t: &[Weighted<T>], rng: &mut SplitMix64) -> Option<T> {
-    let mut u = rng.next_f64();
-    for w in t {
-        u -= w.p;
+    draw_index(t, rng).map(|i| t[i].value)
+}
+
+/// As [`draw`], the row's index.
+fn draw_index<T>(t: &[Weighted<T>], rng: &mut SplitMix64) -> Option<usize> {
+    index_at(t.iter().map(|w| w.p), rng.next_f64())
+}
+
+/// The index of a row drawn with the given weights (summing to 1; None when empty).
+fn draw_index_in(weights: &[f64], rng: &mut SplitMix64) -> Option<usize> {
+    index_at(weights.iter().copied(), rng.next_f64())
+}
+
+/// The row where `u` in 0..1 falls among weights summing to 1 (the last where rounding leaves it past them).
+fn index_at(weights: impl ExactSizeIterator<Item = f64>, mut u: f64) -> Option<usize> {
+    let n = weights.len();
+    for (i, p) in weights.enumerate() {
+        u -= p;
         if u < 0.0 {
-            return Some(w.value);
+            return Some(i);
         }
     }
-    t.last().map(|w| w.value)
+    n.checked_sub(1)
 }
 
 /// Port table of flows: the MAX_PORTS most frequent (port, protocol) pairs, by share of flows.
@@ -235,6 +271,47 @@ fn one_sided_shares<'a>(rows: impl Iterator<Item = &'a FlowRow>) -> [f64; 2] {
         }
     }
     sides.map(|n| if answered == 0 { 0.0 } else { n as f64 / answered as f64 })
+}
+
+/// [`one_sided_shares`] per row of a component's port `table`, among the component's `rows`
+/// of that port, shrunk towards the component's shares `prior` by one flow: a port of one
+/// flow gets half its flow's side and half the component's, a port of many its own.
+fn one_sided_by_port<'a>(rows: impl Iterator<Item = &'a FlowRow> + Clone, table: &[Weighted<(u16, u8)>], prior: [f64; 2]) -> Vec<[f64; 2]> {
+    table
+        .iter()
+        .map(|w| {
+            let of_port = rows.clone().filter(|r| (r.server_port, r.ip_proto) == w.value);
+            let answered = of_port.clone().filter(|r| r.kind == FlowKind::Connected && !r.unanswered).count() as f64;
+            let own = one_sided_shares(of_port);
+            [0, 1].map(|i| (own[i] * answered + prior[i]) / (answered + 1.0))
+        })
+        .collect()
+}
+
+/// The bin ([`BYTES_BINS`]) of a bytes level in 0..=1.
+fn bytes_bin(level: f64) -> usize {
+    ((level * BYTES_BINS as f64) as usize).min(BYTES_BINS - 1)
+}
+
+/// Per [`BYTES_BINS`] bin: the weights of the rows of a component's port `table` among the
+/// component's `rows` whose bytes lie in that bin of the component's (their mid-rank among
+/// the component's flows, as a drawn flow's bytes level is its place among them), shrunk
+/// towards the table's own weights by one flow. Flows of ports past the table count nowhere.
+fn port_weights_by_bytes<'a>(rows: impl Iterator<Item = &'a FlowRow> + Clone, table: &[Weighted<(u16, u8)>]) -> [Vec<f64>; BYTES_BINS] {
+    let mut bytes: Vec<u64> = rows.clone().map(|r| r.bytes).collect();
+    bytes.sort_unstable();
+    let n = bytes.len() as f64;
+    let mut counts: [Vec<f64>; BYTES_BINS] = std::array::from_fn(|_| vec![0.0; table.len()]);
+    for r in rows {
+        let Some(i) = table.iter().position(|w| w.value == (r.server_port, r.ip_proto)) else { continue };
+        let below = bytes.partition_point(|&b| b < r.bytes) as f64;
+        let equal = bytes.partition_point(|&b| b <= r.bytes) as f64 - below;
+        counts[bytes_bin((below + equal / 2.0) / n)][i] += 1.0;
+    }
+    counts.map(|c| {
+        let total: f64 = c.iter().sum();
+        c.iter().zip(table).map(|(&k, w)| (k + w.p) / (total + 1.0)).collect()
+    })
 }
 
 /// Share of the TCP flows among `rows` seen from the middle whose segments carry timestamps
@@ -381,11 +458,13 @@ impl Aggregate {
         let mut component_open_p = Vec::new();
         let mut component_unanswered_p = Vec::new();
         let mut component_one_sided_p = Vec::new();
+        let mut port_one_sided_p = Vec::new();
         let mut component_timestamps_p = Vec::new();
         let settle = settle_s(rows);
         let tcp_open_p = tcp_open_share(rows);
         let mut ports: [Vec<Weighted<(u16, u8)>>; 3] = Default::default();
         let mut component_ports: [Vec<Vec<Weighted<(u16, u8)>>>; 3] = Default::default();
+        let mut port_by_bytes: [Vec<[Vec<f64>; BYTES_BINS]>; 3] = Default::default();
         let mut component_ranks: [Vec<[Vec<f64>; 2]>; 3] = Default::default();
         let mut proto: [Vec<Weighted<u8>>; 3] = Default::default();
         let mut v6_share = [0f64; 3];
@@ -411,6 +490,7 @@ impl Aggregate {
                 let claimed = Vec::<i64>::try_from(g.predict(&x).to_kind(Kind::Int64)).unwrap_or_default();
                 let claimed_by = |c: i64| of.iter().zip(&claimed).filter(move |(_, &w)| w == c).map(|(r, _)| *r);
                 component_ports[k] = (0..g.k() as i64).map(|c| port_table(claimed_by(c))).collect();
+                port_by_bytes[k] = (0..g.k()).map(|c| port_weights_by_bytes(claimed_by(c as i64).filter(|r| r.kind != FlowKind::NoFlow), &component_ports[k][c])).collect();
                 component_ranks[k] = (0..g.k() as i64)
                     .map(|c| [rank_shares(claimed_by(c), |r| r.client_host, &client_of), rank_shares(claimed_by(c), |r| r.server_host, &server_of)])
                     .collect();
@@ -419,6 +499,9 @@ impl Aggregate {
                     component_open_p = (0..g.k() as i64).map(|c| settle.and_then(|s| open_share(claimed_by(c), s)).unwrap_or(tcp_open_p)).collect();
                     component_unanswered_p = (0..g.k() as i64).map(|c| unanswered_share(claimed_by(c))).collect();
                     component_one_sided_p = (0..g.k() as i64).map(|c| one_sided_shares(claimed_by(c))).collect();
+                    if component_one_sided_p.iter().any(|p: &[f64; 2]| p[0] + p[1] > 0.0) {
+                        port_one_sided_p = (0..g.k()).map(|c| one_sided_by_port(claimed_by(c as i64), &component_ports[k][c], component_one_sided_p[c])).collect();
+                    }
                     // a component without flows seen from the middle: the kind's share
                     let all = timestamps_share(of.iter().copied()).unwrap_or(0.0);
                     component_timestamps_p = (0..g.k() as i64).map(|c| timestamps_share(claimed_by(c)).unwrap_or(all)).collect();
@@ -448,6 +531,7 @@ impl Aggregate {
             marginals,
             ports,
             component_ports,
+            port_by_bytes,
             proto,
             v6_share,
             client_rank: ranks(all_rows.iter().map(|r| r.client_host)),
@@ -459,6 +543,7 @@ impl Aggregate {
             component_open_p,
             component_unanswered_p,
             component_one_sided_p,
+            port_one_sided_p,
             component_timestamps_p,
             client_ports: ClientPorts::fit(rows.iter()),
             standing,
@@ -493,11 +578,23 @@ impl Aggregate {
             }
             None => (2.0, 100.0, 0.5, 0.0, None),
         };
-        let table = match component.and_then(|c| self.component_ports[k].get(c)) {
-            Some(t) if !t.is_empty() => t,
-            _ => &self.ports[k],
+        let own_table = component.and_then(|c| self.component_ports[k].get(c)).filter(|t| !t.is_empty());
+        let table = own_table.unwrap_or(&self.ports[k]);
+        // the rows' weights at the flow's bytes level, where the model has them
+        let at_level = component.filter(|_| own_table.is_some()).and_then(|c| self.port_by_bytes[k].get(c)).map(|bins| &bins[bytes_bin(bytes_level)]);
+        let row = match at_level {
+            Some(w) => draw_index_in(w, rng),
+            None => draw_index(table, rng),
         };
-        let (server_port, ip_proto) = draw(table, rng).unwrap_or((0, draw(&self.proto[k], rng).unwrap_or(0)));
+        // (the protocol's draw is made either way, as it always was: a stream's later draws stay where they were)
+        let any_proto = draw(&self.proto[k], rng).unwrap_or(0);
+        let (server_port, ip_proto) = row.map_or((0, any_proto), |i| table[i].value);
+        // the side seen goes with the port where the model has it per port (its component's
+        // table; the shares refine the component's, and without those no flow is one-sided)
+        let port_one_sided = match (component, row) {
+            (Some(c), Some(i)) if own_table.is_some() && kind == FlowKind::Connected && c < self.component_one_sided_p.len() => self.port_one_sided_p.get(c).and_then(|t| t.get(i)).copied(),
+            _ => None,
+        };
         let hosts = component.and_then(|c| self.component_ranks[k].get(c)).filter(|h| !h[0].is_empty() && !h[1].is_empty());
         let v6 = rng.next_f64() < self.v6_share[k];
         let client_rank = draw_rank(hosts.map_or(&self.client_rank, |h| &h[0]), rng);
@@ -506,7 +603,7 @@ impl Aggregate {
             Some(c) if kind == FlowKind::Connected => (
                 self.component_open_p.get(c).copied().unwrap_or(self.tcp_open_p),
                 self.component_unanswered_p.get(c).copied().unwrap_or(0.0),
-                self.component_one_sided_p.get(c).copied().unwrap_or([0.0; 2]),
+                port_one_sided.or_else(|| self.component_one_sided_p.get(c).copied()).unwrap_or([0.0; 2]),
                 self.component_timestamps_p.get(c).copied().unwrap_or(0.0),
             ),
             _ => (self.tcp_open_p, 0.0, [0.0; 2], 0.0),
@@ -550,6 +647,10 @@ impl Aggregate {
             let flat: Vec<f64> = self.component_one_sided_p.iter().flatten().copied().collect();
             out.push((ONE_SIDED.to_string(), Tensor::from_slice(&flat).view([-1, 2])));
         }
+        for (c, t) in self.port_one_sided_p.iter().enumerate() {
+            let flat: Vec<f64> = t.iter().flatten().copied().collect();
+            out.push((format!("{ONE_SIDED}.c{c}"), Tensor::from_slice(&flat).view([-1, 2])));
+        }
         if !self.component_timestamps_p.is_empty() {
             out.push((TIMESTAMPS.to_string(), Tensor::from_slice(&self.component_timestamps_p)));
         }
@@ -591,6 +692,10 @@ impl Aggregate {
                 out.push((format!("ports_{n}.c{c}.values"), Tensor::from_slice(&pv).view([-1, 2])));
                 out.push((format!("ports_{n}.c{c}.p"), Tensor::from_slice(&pp)));
             }
+            for (c, bins) in self.port_by_bytes[k].iter().enumerate() {
+                let flat: Vec<f64> = bins.iter().flatten().copied().collect();
+                out.push((format!("ports_{n}.c{c}.by_bytes"), Tensor::from_slice(&flat).view([BYTES_BINS as i64, -1])));
+            }
             for (c, [client, server]) in self.component_ranks[k].iter().enumerate() {
                 out.push((format!("ranks_{n}.c{c}.client"), Tensor::from_slice(client)));
                 out.push((format!("ranks_{n}.c{c}.server"), Tensor::from_slice(server)));
@@ -628,6 +733,14 @@ impl Aggregate {
             }
             Ok(v)
         };
+        // pairs of shares (client side only, server side only), empty when absent
+        let share_pairs = |name: &str| -> Result<Vec<[f64; 2]>, String> {
+            let v = probabilities(name)?;
+            if v.len() % 2 != 0 || v.chunks(2).any(|p| p[0] + p[1] > 1.0 + 1e-9) {
+                return Err(format!("tensor `{name}` must hold pairs of shares (client side only, server side only) that sum to at most 1"));
+            }
+            Ok(v.chunks(2).map(|p| [p[0], p[1]]).collect())
+        };
         let gmm = |prefix: &str| -> Result<Option<Gmm>, String> {
             if get(&format!("{prefix}.weights")).is_none() {
                 return Ok(None);
@@ -646,6 +759,7 @@ impl Aggregate {
             marginals: [None, None, None],
             ports: Default::default(),
             component_ports: Default::default(),
+            port_by_bytes: Default::default(),
             proto: Default::default(),
             v6_share: arr3("v6_share")?,
             client_rank: f64s("client_rank")?,
@@ -665,13 +779,8 @@ impl Aggregate {
             component_unanswered_p: probabilities("unanswered_connected")?,
             // absent in models made before it, or of captures that saw both sides of every
             // flow: no flow one-sided
-            component_one_sided_p: {
-                let v = probabilities(ONE_SIDED)?;
-                if v.len() % 2 != 0 || v.chunks(2).any(|p| p[0] + p[1] > 1.0 + 1e-9) {
-                    return Err(format!("tensor `{ONE_SIDED}` must hold pairs of shares (client side only, server side only) that sum to at most 1"));
-                }
-                v.chunks(2).map(|p| [p[0], p[1]]).collect()
-            },
+            component_one_sided_p: share_pairs(ONE_SIDED)?,
+            port_one_sided_p: Vec::new(),
             // absent in models made before it, or of captures whose flows seen from the
             // middle never carry timestamps: no options on such flows
             component_timestamps_p: probabilities(TIMESTAMPS)?,
@@ -730,6 +839,33 @@ impl Aggregate {
                 }
                 if get(&format!("ports_{n}.c0.p")).is_some() {
                     agg.component_ports[k] = (0..g.k()).map(|c| table(&format!("ports_{n}.c{c}"))).collect::<Result<_, _>>()?;
+                }
+                // absent in models made before it: the component's table at every level
+                if get(&format!("ports_{n}.c0.by_bytes")).is_some() {
+                    agg.port_by_bytes[k] = (0..g.k())
+                        .map(|c| {
+                            let name = format!("ports_{n}.c{c}.by_bytes");
+                            let v = probabilities(&name)?;
+                            let rows = agg.component_ports[k].get(c).map_or(0, Vec::len);
+                            if v.len() != BYTES_BINS * rows {
+                                return Err(format!("tensor `{name}` must hold {BYTES_BINS} rows of one weight per row of `ports_{n}.c{c}`"));
+                            }
+                            Ok(std::array::from_fn(|b| v[b * rows..(b + 1) * rows].to_vec()))
+                        })
+                        .collect::<Result<_, String>>()?;
+                }
+                // absent in models made before it, or of captures that saw both sides of every flow
+                if kind == FlowKind::Connected && get(&format!("{ONE_SIDED}.c0")).is_some() {
+                    agg.port_one_sided_p = (0..g.k())
+                        .map(|c| {
+                            let name = format!("{ONE_SIDED}.c{c}");
+                            let pairs = share_pairs(&name)?;
+                            match agg.component_ports[k].get(c) {
+                                Some(t) if t.len() == pairs.len() => Ok(pairs),
+                                _ => Err(format!("tensor `{name}` must have one pair per row of `ports_{n}.c{c}`")),
+                            }
+                        })
+                        .collect::<Result<_, String>>()?;
                 }
                 if get(&format!("ranks_{n}.c0.client")).is_some() {
                     let shares = |name: String, global: &[f64]| -> Result<Vec<f64>, String> {
@@ -833,6 +969,42 @@ mod tests {
         // the kind-wide table alone would give 20 % / 80 %
         assert!(big > 500 && big_5004 as f64 > 0.95 * big as f64, "{big_5004} of {big} long flows to 5004");
         assert!(small > 2500 && small_53 as f64 > 0.95 * small as f64, "{small_53} of {small} short flows to 53");
+    }
+
+    #[test]
+    fn inside_a_size_component_the_port_goes_with_the_flows_bytes() {
+        // one component of 100 flows: the smaller half (bytes 1,000-1,490) DNS, the larger
+        // (1,500-1,990) a stream on 5004
+        let rows: Vec<FlowRow> = rows()
+            .into_iter()
+            .take(100)
+            .enumerate()
+            .map(|(i, r)| FlowRow { bytes: 1000 + 10 * i as u64, server_port: if i < 50 { 53 } else { 5004 }, ..r })
+            .collect();
+        let agg = Aggregate::fit(&rows, 1, 1).unwrap();
+        let k = FlowKind::Unconnected.index();
+        assert_eq!((agg.component_ports[k].len(), agg.port_by_bytes[k].len()), (1, 1));
+        let (mut rng, mut small, mut large) = (SplitMix64::new(4), [0u32; 2], [0u32; 2]);
+        for _ in 0..2000 {
+            let d = agg.sample_flow(&mut rng);
+            let n = if d.bytes < 1495.0 { &mut small } else { &mut large };
+            *n = [n[0] + 1, n[1] + u32::from(d.server_port == 5004)];
+        }
+        // the component's table alone gives 5004 to half of each
+        assert!(small[0] > 600 && f64::from(small[1]) < 0.1 * f64::from(small[0]), "{small:?} (flows, to 5004) below the median");
+        assert!(large[0] > 600 && f64::from(large[1]) > 0.9 * f64::from(large[0]), "{large:?} (flows, to 5004) above it");
+        // the weights survive the round trip; a model without them draws from the component's table
+        let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
+        let back = Aggregate::from_named(&|n| named.get(n).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!(back.port_by_bytes, agg.port_by_bytes);
+        let older = Aggregate::from_named(&|n| named.get(n).filter(|_| !n.ends_with(".by_bytes")).map(|t| t.shallow_clone())).unwrap();
+        assert!(older.port_by_bytes.iter().all(Vec::is_empty));
+        let small_5004 = (0..2000).map(|_| older.sample_flow(&mut rng)).filter(|d| d.bytes < 1495.0 && d.server_port == 5004).count();
+        assert!(small_5004 > 300, "{small_5004} small flows to 5004 without the weights");
+        // weights that are not one per row of the component's table in each bin are named
+        let bad = Aggregate::from_named(&|n| if n.ends_with(".by_bytes") { Some(Tensor::from_slice(&[0.5f64; 3])) } else { named.get(n).map(|t| t.shallow_clone()) });
+        let e = bad.err().unwrap_or_default();
+        assert!(e.contains("ports_unconnected.c0.by_bytes"), "{e}");
     }
 
     #[test]
@@ -1006,7 +1178,7 @@ mod open_tests {
         let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
         let back = Aggregate::from_named(&|n| named.get(n).map(|t| t.shallow_clone())).unwrap();
         assert_eq!(back.component_one_sided_p, agg.component_one_sided_p);
-        let older = Aggregate::from_named(&|n| named.get(n).filter(|_| n != ONE_SIDED).map(|t| t.shallow_clone())).unwrap();
+        let older = Aggregate::from_named(&|n| named.get(n).filter(|_| !n.starts_with(ONE_SIDED)).map(|t| t.shallow_clone())).unwrap();
         assert_eq!(older.sample_flow(&mut rng).one_sided_p, [0.0; 2]);
         // shares that are not a distribution, or not one pair per component, are named
         for bad in [vec![0.7, 0.6], vec![0.5]] {
@@ -1016,7 +1188,38 @@ mod open_tests {
         }
         // captures that saw both sides of every flow leave the table out
         let whole: Vec<FlowRow> = rows.iter().map(|r| FlowRow { one_side: None, ..*r }).collect();
-        assert!(Aggregate::fit(&whole, 4, 1).unwrap().named_tensors().iter().all(|(n, _)| n != ONE_SIDED));
+        assert!(Aggregate::fit(&whole, 4, 1).unwrap().named_tensors().iter().all(|(n, _)| !n.starts_with(ONE_SIDED)));
+    }
+
+    #[test]
+    fn the_side_a_tap_sees_goes_with_the_port() {
+        // flows of one size: web downloads seen from the server's side, uploads to 5000 from the client's
+        let rows: Vec<FlowRow> = (0..80)
+            .map(|i| {
+                let web = i % 2 == 0;
+                FlowRow { server_port: if web { 80 } else { 5000 }, one_side: Some(if web { Direction::Backward } else { Direction::Forward }), ..tcp(false, 30.0 + f64::from(i), 5.0) }
+            })
+            .collect();
+        let agg = Aggregate::fit(&rows, 1, 1).unwrap();
+        assert_eq!(agg.component_one_sided_p, vec![[0.5, 0.5]]);
+        // 40 flows of each port, shrunk towards the component's halves by one flow
+        let (own, other) = (40.5 / 41.0, 0.5 / 41.0);
+        let mut rng = SplitMix64::new(3);
+        for _ in 0..200 {
+            let d = agg.sample_flow(&mut rng);
+            let want = if d.server_port == 80 { [other, own] } else { [own, other] };
+            assert!((d.one_sided_p[0] - want[0]).abs() < 1e-9 && (d.one_sided_p[1] - want[1]).abs() < 1e-9, "{d:?}");
+        }
+        // the table survives the round trip; a model without it has the component's shares for every port
+        let named: std::collections::HashMap<String, Tensor> = agg.named_tensors().into_iter().collect();
+        let back = Aggregate::from_named(&|n| named.get(n).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!(back.port_one_sided_p, agg.port_one_sided_p);
+        let older = Aggregate::from_named(&|n| named.get(n).filter(|_| n != format!("{ONE_SIDED}.c0")).map(|t| t.shallow_clone())).unwrap();
+        assert_eq!(older.sample_flow(&mut rng).one_sided_p, [0.5, 0.5]);
+        // shares that are not one pair per row of the component's port table are named
+        let bad = Aggregate::from_named(&|n| if n == format!("{ONE_SIDED}.c0") { Some(Tensor::from_slice(&[0.5f64, 0.5])) } else { named.get(n).map(|t| t.shallow_clone()) });
+        let e = bad.err().unwrap_or_default();
+        assert!(e.contains("one_sided_connected.c0") && e.contains("ports_connected.c0"), "{e}");
     }
 
     #[test]
