@@ -9,11 +9,30 @@
 #   EPOCHS=40 MIN_FLOWS=50 bench/fidelity.sh
 #   SEED=2 EVAL_ARGS="--warm-up 0" bench/fidelity.sh   # another seed; extra `trafgen eval` flags
 #   BIN=/tmp/trafgen-before OUT=target/bench/before bench/fidelity.sh   # measure a kept binary
+#   SEEDS="1 2 3 4 5 6" bench/fidelity.sh   # one run per seed (OUT/seed-N), then the cells met per
+#                                           # seed and those failing where the floor meets the goal
+#   bench/fidelity_report.py diff OUT_A OUT_B   # an A/B of two such runs: every cell that moved
 #
 # Goals (issue 8): every metric <= 1.5x the floor or within its absolute tolerance; every
-# structure metric <= 0.5x the baseline. JSON per capture is kept in target/bench/fidelity/.
+# structure metric <= 0.5x the baseline. JSON per capture is kept in target/bench/fidelity/
+# (OUT); bench/fidelity_report.py prints the tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ -n "${SEEDS:-}" ]; then
+    # one run per seed, each as `SEED=N OUT=OUT/seed-N bench/fidelity.sh` (its table in OUT/seed-N.txt)
+    out="${OUT:-target/bench/fidelity}"
+    mkdir -p "$out"
+    if [ -z "${BIN:-}" ]; then
+        cargo build --release --bins -q
+        BIN=target/release/trafgen
+    fi
+    for s in $SEEDS; do
+        echo "seed $s …" >&2
+        SEEDS='' SEED="$s" OUT="$out/seed-$s" BIN="$BIN" "$0" >"$out/seed-$s.txt"
+    done
+    exec python3 bench/fidelity_report.py seeds "$out"
+fi
 
 DATA="${TRAFGEN_DATA_DIR:-../shared/data}/pcap"
 EPOCHS="${EPOCHS:-20}"
@@ -47,43 +66,4 @@ for c in "${captures[@]}"; do
     fi
 done
 
-python3 - "$OUT" <<'EOF'
-import json, os, sys
-out = sys.argv[1]
-docs = {f[:-5]: json.load(open(os.path.join(out, f))) for f in sorted(os.listdir(out)) if f.endswith(".json")}
-if not docs:
-    sys.exit("no results")
-names = [m["name"] for m in next(iter(docs.values()))["metrics"]]
-def cell(m):
-    s, f, b, tol = m.get("synthetic"), m.get("floor"), m.get("baseline"), m.get("tolerance")
-    if s is None:
-        return "-"
-    rf = "ok" if (tol is not None and s <= tol) else (f"{s / f:.2f}" if f else "-")
-    if m["class"] == "structure" and b:
-        return f"{rf}|{s / b:.2f}"
-    return rf
-short = {n: n[:14] for n in docs}
-all_met = all_total = all_reach = 0
-print("synthetic/floor per metric ('ok' = within the absolute tolerance); structure metrics: floor-ratio|baseline-ratio")
-print(f"{'metric':<30} " + " ".join(f"{short[n]:>14}" for n in docs) + f" {'meets goal':>11} {'floor meets':>11}")
-for name in names:
-    # `floor meets`: where real data itself (the first part) meets the structure goal (<= 0.5x
-    # the baseline, or within tolerance): the cells where the goal is within reach at all
-    row, met, total, reach = [], 0, 0, 0
-    for n, d in docs.items():
-        m = next(x for x in d["metrics"] if x["name"] == name)
-        row.append(cell(m))
-        s, f, b, tol = m.get("synthetic"), m.get("floor"), m.get("baseline"), m.get("tolerance")
-        if s is None:
-            continue
-        total += 1
-        floor_ok = (tol is not None and s <= tol) or (f is not None and f > 0 and s <= 1.5 * f)
-        base_ok = m["class"] != "structure" or (b is not None and b > 0 and s <= 0.5 * b)
-        met += floor_ok and base_ok
-        reach += m["class"] != "structure" or (tol is not None and f is not None and f <= tol) or (b is not None and f is not None and b > 0 and f <= 0.5 * b)
-    print(f"{name:<30} " + " ".join(f"{c:>14}" for c in row) + f" {met:>5}/{total:<5} {reach:>5}/{total:<5}")
-    all_met += met
-    all_total += total
-    all_reach += reach
-print(f"{'all metrics':<30} " + " ".join(f"{'':>14}" for _ in docs) + f" {all_met:>5}/{all_total:<5} {all_reach:>5}/{all_total:<5}")
-EOF
+python3 bench/fidelity_report.py table "$OUT"
