@@ -166,6 +166,40 @@ fn client_ports_are_not_shared_by_live_flows() {
     assert_eq!(b.live_flows(), 300);
 }
 
+#[test]
+fn udp_flows_from_a_fixed_port_stay_apart_as_a_flow_table_sees_them() {
+    // ten DHCP exchanges (client port 68 to 67) drawn 10 s apart for the same client host: a
+    // flow table (UDP idle 60 s) would file them as one flow of 20 packets on one 4-tuple
+    let records: Vec<SynthPacket> = (0..10u64)
+        .flat_map(|i| {
+            let t = i as i64 * 10_000_000_000;
+            let r = |ts_ns: i64, fwd: bool, last: bool| SynthPacket { proto: Proto::Udp, server_port: 67, client_port: 68, last, ..tcp_record(i, ts_ns, fwd, 328, 0) };
+            [r(t, true, false), r(t + 1_000_000, false, true)]
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dhcp.pcap");
+    let run = |cfg: WireConfig| {
+        let b = write_with(&path, OutputFormat::Pcap, &records, 1, cfg);
+        let sizes: Vec<u64> = read(&path).flows.iter().map(|f| f.packets_fwd + f.packets_bwd).collect();
+        (b.stats().moved, sizes)
+    };
+    let (moved, sizes) = run(WireConfig::default());
+    assert_eq!(sizes, vec![2; 10], "each exchange its own flow");
+    assert!(moved >= 5, "{moved} moved to another client host");
+    // without the rule they merge
+    let (moved, sizes) = run(WireConfig { udp_idle_s: 0.0, ..WireConfig::default() });
+    assert_eq!((moved, sizes), (0, vec![20]));
+    // flows from ephemeral ports are never moved (the plan hands their ports out in turn)
+    let ephemeral: Vec<SynthPacket> = records.iter().map(|r| SynthPacket { client_port: 0, ..*r }).collect();
+    let b = write(&path, OutputFormat::Pcap, &ephemeral, 1);
+    assert_eq!(b.stats().moved, 0);
+    assert_eq!(read(&path).flows.len(), 10);
+    // the setting must be seconds >= 0
+    let bad = WireConfig { udp_idle_s: -1.0, ..WireConfig::default() }.validate().unwrap_err();
+    assert_eq!(bad.to_string(), "udp_idle_s must be a number of seconds ≥ 0");
+}
+
 /// A TCP record of flow `flow_id` over IPv4 to port 443 from a port and hosts the address plan
 /// picks (tests change the fields they are about).
 fn tcp_record(flow_id: u64, ts_ns: i64, fwd: bool, size: u32, tcp_flags: u16) -> SynthPacket {

@@ -642,7 +642,13 @@ fn generate(args: &GenerateArgs) -> Result<()> {
         e.lstm_steps, e.rounds, e.skipped_tokens, e.truncated_flows, e.delayed_starts
     );
     let w = &s.write.wire;
-    println!("wire      {} flows, {} records above the MTU sent in pieces, {} repairs", w.flows_started, w.segmented, w.repairs.total());
+    println!(
+        "wire      {} flows, {} records above the MTU sent in pieces, {} UDP flows moved off a busy 4-tuple, {} repairs",
+        w.flows_started,
+        w.segmented,
+        w.moved,
+        w.repairs.total()
+    );
     println!("time      {:.2} s ({:.0} frames/s) from {}", s.seconds, s.write.frames as f64 / s.seconds.max(1e-9), dir.display());
     Ok(())
 }

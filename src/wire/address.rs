@@ -42,6 +42,12 @@ pub struct WireConfig {
     pub payload_pattern: String,
     /// A flow with no record for this long is forgotten (its port is released).
     pub flow_idle_s: f64,
+    /// The idle time that ends a UDP flow in a flow table (trafgen's `--udp-idle`, 60 s). A
+    /// UDP flow from a fixed client port (DHCP's 68, mDNS's 5353) whose 4-tuple carried a flow
+    /// less than this ago, or carries one now, goes to the next client host: a flow table
+    /// would merge the two into one longer flow, which the model did not draw. 0: no such
+    /// move.
+    pub udp_idle_s: f64,
 }
 
 impl Default for WireConfig {
@@ -61,6 +67,7 @@ impl Default for WireConfig {
             ttl: 64,
             payload_pattern: String::new(),
             flow_idle_s: 300.0,
+            udp_idle_s: 60.0,
         }
     }
 }
@@ -80,6 +87,8 @@ pub enum WireConfigError {
     NoServerPorts(&'static str),
     #[error("flow_idle_s must be > 0")]
     Idle,
+    #[error("udp_idle_s must be a number of seconds ≥ 0")]
+    UdpIdle,
 }
 
 /// Failure to load a wire configuration file.
@@ -152,6 +161,9 @@ impl WireConfig {
         }
         if !(self.flow_idle_s > 0.0) {
             return Err(WireConfigError::Idle);
+        }
+        if !(self.udp_idle_s >= 0.0 && self.udp_idle_s.is_finite()) {
+            return Err(WireConfigError::UdpIdle);
         }
         Ok(())
     }

@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap;
 use crate::capture::TcpFlags;
 use crate::flow::Direction;
 use crate::rng::SplitMix64;
-use crate::synth::{Proto, SynthPacket};
+use crate::synth::{Proto, SynthPacket, PLAN_CHOOSES};
 
 pub use address::{AddressPlan, Endpoints, WireConfig, WireConfigError, WireConfigFileError};
 pub use cidr::Cidr;
@@ -94,6 +94,9 @@ pub struct WireStats {
     /// Records of the side a one-sided flow's capture point does not see
     /// ([`SynthPacket::hidden`]): the flow's state moved on, no frame was made.
     pub hidden: u64,
+    /// UDP flows from a fixed client port moved to another client host, their 4-tuple having
+    /// carried a flow less than `udp_idle_s` before ([`WireConfig::udp_idle_s`]).
+    pub moved: u64,
 }
 
 struct WireFlow {
@@ -123,6 +126,12 @@ pub struct FrameBuilder {
     /// after a pause would; a fresh one would jump its sequence numbers. Forgotten after
     /// `flow_idle_s`, or when a flow opens the 4-tuple with a SYN.
     dormant: FxHashMap<Tuple, (tcp::TcpConn, i64)>,
+    /// The 4-tuples (either way round) of UDP flows from a fixed client port, with the time of
+    /// their last record (`i64::MAX` while live): a new such flow on one of them within
+    /// `quiet_ns` would merge with it in a flow table, so it goes to another client host
+    /// ([`WireConfig::udp_idle_s`]).
+    quiet: FxHashMap<Pair, i64>,
+    quiet_ns: i64,
     /// Headers of the current record's frames, [`emit::MAX_HEADER`] bytes apart (one per
     /// piece of a segment above the MTU), and each frame's (header, payload) lengths.
     headers: Vec<u8>,
@@ -140,6 +149,26 @@ fn tuple(e: &Endpoints) -> Tuple {
     (e.client.ip, e.server.ip, e.client_port, e.server_port)
 }
 
+/// Both ends (address, port), lower first: a flow table's key of a flow either way round.
+type Pair = ([u8; 16], u16, [u8; 16], u16);
+
+/// The key a flow table files a UDP flow between `e` under, if it can bring a later flow back
+/// to it: a flow from a fixed client port (an ephemeral one is handed out in turn). `None`
+/// for the rest: a TCP flow on a fixed port resumes its connection
+/// ([`FrameBuilder::dormant`]); an ARP conversation's requests (to the broadcast address) and
+/// replies fall in two no-flow flows of a flow table, whatever the plan does.
+fn quiet_key(proto: Proto, fixed_client_port: bool, e: &Endpoints) -> Option<Pair> {
+    if proto != Proto::Udp || !fixed_client_port {
+        return None;
+    }
+    let (a, b) = ((e.client.ip, e.client_port), (e.server.ip, e.server_port));
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    Some((lo.0, lo.1, hi.0, hi.1))
+}
+
+/// Client hosts tried after the drawn one for a flow whose 4-tuple is not quiet.
+const MOVE_TRIES: u32 = 64;
+
 impl FrameBuilder {
     /// A builder for `cfg` (validated here) whose per-flow numbers derive from `seed`.
     pub fn new(cfg: WireConfig, seed: u64) -> Result<FrameBuilder, WireConfigError> {
@@ -150,6 +179,8 @@ impl FrameBuilder {
             mtu,
             ttl: cfg.ttl,
             idle_ns: (cfg.flow_idle_s * 1e9) as i64,
+            quiet_ns: (cfg.udp_idle_s * 1e9) as i64,
+            quiet: FxHashMap::default(),
             plan: AddressPlan::new(cfg),
             seed,
             flows: FxHashMap::default(),
@@ -201,6 +232,9 @@ impl FrameBuilder {
             if let Some(f) = self.flows.remove(&rec.flow_id) {
                 self.plan.release(f.proto, &f.ends);
                 self.stats.flows_ended += 1;
+                if let Some(k) = quiet_key(f.proto, rec.client_port != 0, &f.ends) {
+                    self.quiet.insert(k, rec.ts_ns);
+                }
                 // only a fixed client port brings a flow back to its 4-tuple (the plan hands
                 // out ephemeral ones in turn): the map stays as small as the services that fix
                 // them, not one entry per flow that ended open within `flow_idle_s`
@@ -222,7 +256,27 @@ impl FrameBuilder {
     fn start_flow(&mut self, rec: &SynthPacket) -> WireFlow {
         let mut rng = SplitMix64::for_item(self.seed, rec.flow_id);
         let v6 = rec.ip_version == 6 && rec.proto != Proto::Arp;
-        let ends = self.plan.allocate(rec.proto, v6, [(rec.sides[0], rec.client_rank), (rec.sides[1], rec.server_rank)], [rec.client_port, rec.server_port], &mut rng);
+        let hosts = |client_rank: u32| [(rec.sides[0], client_rank), (rec.sides[1], rec.server_rank)];
+        let mut ends = self.plan.allocate(rec.proto, v6, hosts(rec.client_rank), [rec.client_port, rec.server_port], &mut rng);
+        // a flow a flow table would merge with one on its 4-tuple: the next client host
+        // whose 4-tuple is quiet (the drawn one when none of MOVE_TRIES is)
+        let quiet_ns = self.quiet_ns;
+        let busy = |q: &FxHashMap<Pair, i64>, e: &Endpoints| quiet_key(rec.proto, rec.client_port != 0, e).and_then(|k| q.get(&k)).is_some_and(|&last| last == i64::MAX || rec.ts_ns - last < quiet_ns);
+        if quiet_ns > 0 && rec.client_rank != PLAN_CHOOSES && busy(&self.quiet, &ends) {
+            for step in 1..=MOVE_TRIES {
+                let other = self.plan.allocate(rec.proto, v6, hosts(rec.client_rank.wrapping_add(step)), [rec.client_port, rec.server_port], &mut rng);
+                if !busy(&self.quiet, &other) {
+                    self.plan.release(rec.proto, &ends);
+                    ends = other;
+                    self.stats.moved += 1;
+                    break;
+                }
+                self.plan.release(rec.proto, &other);
+            }
+        }
+        if let Some(k) = quiet_key(rec.proto, rec.client_port != 0, &ends) {
+            self.quiet.insert(k, i64::MAX);
+        }
         let ip_hdr = if v6 { 40 } else { 20 };
         let mss = (self.mtu - ip_hdr - 20) as u16;
         self.stats.flows_started += 1;
@@ -259,13 +313,18 @@ impl FrameBuilder {
         self.flows.retain(|_, f| {
             let keep = now_ns - f.last_ns <= idle;
             if !keep {
-                gone.push((f.proto, f.ends));
+                gone.push((f.proto, f.ends, f.last_ns));
             }
             keep
         });
-        for (proto, ends) in &gone {
+        for (proto, ends, last_ns) in &gone {
             self.plan.release(*proto, ends);
+            if let Some(k) = quiet_key(*proto, true, ends).filter(|k| self.quiet.get(k) == Some(&i64::MAX)) {
+                self.quiet.insert(k, *last_ns);
+            }
         }
+        let quiet = self.quiet_ns;
+        self.quiet.retain(|_, last| *last == i64::MAX || now_ns - *last < quiet);
         self.dormant.retain(|_, (_, last)| now_ns - *last <= idle);
         self.stats.flows_expired += gone.len() as u64;
     }
