@@ -490,7 +490,7 @@ impl Aggregate {
                 let claimed = Vec::<i64>::try_from(g.predict(&x).to_kind(Kind::Int64)).unwrap_or_default();
                 let claimed_by = |c: i64| of.iter().zip(&claimed).filter(move |(_, &w)| w == c).map(|(r, _)| *r);
                 component_ports[k] = (0..g.k() as i64).map(|c| port_table(claimed_by(c))).collect();
-                port_by_bytes[k] = (0..g.k()).map(|c| port_weights_by_bytes(claimed_by(c as i64).filter(|r| r.kind != FlowKind::NoFlow), &component_ports[k][c])).collect();
+                port_by_bytes[k] = (0..g.k()).map(|c| port_weights_by_bytes(claimed_by(c as i64), &component_ports[k][c])).collect();
                 component_ranks[k] = (0..g.k() as i64)
                     .map(|c| [rank_shares(claimed_by(c), |r| r.client_host, &client_of), rank_shares(claimed_by(c), |r| r.server_host, &server_of)])
                     .collect();
