@@ -5,8 +5,11 @@
   fidelity_report.py seeds DIR          runs of several seeds (DIR/seed-N/): cells met per seed,
                                         and the cells where real data meets the goal and the
                                         synthetic arm does not, with the seeds they fail on
-  fidelity_report.py diff DIR_A DIR_B   two binaries over the same seeds: totals per seed and
-                                        every cell whose verdict differs
+  fidelity_report.py diff DIR_A DIR_B   two binaries over the same seeds: totals per seed,
+                                        every cell whose verdict differs, and per capture the
+                                        geometric mean of synthetic/floor over its metrics and
+                                        seeds (a verdict flips only at a line; this moves with
+                                        every metric)
 
 Goal (issue 8): a metric meets it when it is <= 1.5x the floor or within its absolute
 tolerance, and, for a structure metric, <= 0.5x the independent-marginals baseline. The floor
@@ -17,6 +20,7 @@ stricter: the first part, put in the synthetic arm's place, meets the whole goal
 structure metric, <= 0.5x the baseline even where both are within the tolerance).
 """
 import json
+import math
 import os
 import sys
 
@@ -136,6 +140,28 @@ def diff(a, b):
             if ma != mb:
                 print(f"    {key[0][:36]:<36} {key[1]:<30} A={ma} B={mb}")
     print(f"seeds {' '.join(map(str, common))}: A {tot[0]}, B {tot[1]}")
+    # the geometric mean of synthetic/floor over the metrics both runs have a ratio for
+    # (ratios below 0.1 count as 0.1: a cell far under its floor cannot outweigh the rest)
+    logs = {}
+    for seed in common:
+        ra, rb = ratios(runs_a[seed]), ratios(runs_b[seed])
+        for key in set(ra) & set(rb):
+            l = logs.setdefault(key[0], [0.0, 0.0, 0])
+            l[0] += math.log(max(ra[key], 0.1))
+            l[1] += math.log(max(rb[key], 0.1))
+            l[2] += 1
+    print("geometric mean of synthetic/floor (lower is closer to real):")
+    for c, (la, lb, n) in sorted(logs.items()):
+        print(f"    {c[:36]:<36} {n:>4} values  A {math.exp(la / n):.3f}  B {math.exp(lb / n):.3f}")
+    la, lb, n = (sum(v[i] for v in logs.values()) for i in range(3))
+    if n:
+        print(f"    {'all':<36} {n:>4} values  A {math.exp(la / n):.3f}  B {math.exp(lb / n):.3f}")
+
+
+def ratios(run):
+    """{(capture, metric): synthetic/floor} of one run, where both are there and the floor is > 0."""
+    return {(c, m["name"]): m["synthetic"] / m["floor"] for c, ms in load(run).items() for m in ms
+            if m.get("synthetic") is not None and m.get("floor")}
 
 
 if __name__ == "__main__":

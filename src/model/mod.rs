@@ -15,6 +15,7 @@
 
 pub mod aggregate;
 pub mod client_port;
+pub mod component_gaps;
 pub mod dataset;
 pub mod flow_lstm;
 pub mod gap_support;
@@ -44,6 +45,7 @@ use flow_lstm::FlowLstm;
 use gmm::Gmm;
 use manifest::Manifest;
 use store::ModelError;
+use component_gaps::ComponentGaps;
 use gap_support::GapSupport;
 use payload_support::PayloadSupport;
 use tcp_heads::TcpHeads;
@@ -61,6 +63,9 @@ pub struct Model {
     pub payload: PayloadSupport,
     /// Time gaps that recur in training (periodic traffic); decoded gaps snap to them.
     pub gaps: GapSupport,
+    /// Per packet component, the gaps its later packets had; the bank's decoded gaps are
+    /// mapped onto them.
+    pub component_gaps: ComponentGaps,
 }
 
 /// A packet decoded from a component.
@@ -131,7 +136,15 @@ impl Model {
         } else {
             GapSupport::default()
         };
-        Ok(Model { manifest, vae, packet_gmm, lstm, aggregate, tcp, payload, gaps })
+        // per-component gaps: also a file of its own, absent in models made before it
+        let cg_path = dir.join(store::COMPONENT_GAPS);
+        let component_gaps = if cg_path.exists() {
+            let t = store::read_tensors(&cg_path)?;
+            ComponentGaps::from_named(&|n| t.get(n).map(|x| x.shallow_clone()), k).map_err(|msg| ModelError::Invalid { path: cg_path, msg })?
+        } else {
+            ComponentGaps::default()
+        };
+        Ok(Model { manifest, vae, packet_gmm, lstm, aggregate, tcp, payload, gaps, component_gaps })
     }
 
     /// Writes the model directory (created if needed).
@@ -148,6 +161,9 @@ impl Model {
         store::write_tensors(&dir.join(store::TCP_HEADS), &self.tcp.named_tensors())?;
         store::write_tensors(&dir.join(store::PAYLOAD_SUPPORT), &self.payload.named_tensors())?;
         store::write_tensors(&dir.join(store::GAP_SUPPORT), &self.gaps.named_tensors())?;
+        if self.component_gaps.fits(self.packet_gmm.k()) {
+            store::write_tensors(&dir.join(store::COMPONENT_GAPS), &self.component_gaps.named_tensors())?;
+        }
         store::write_manifest(dir, &self.manifest)
     }
 

@@ -84,6 +84,16 @@ impl PacketBank {
         for chunk in components.chunks(1 << 16) {
             packets.extend(model.sample_packets(chunk, rng).iter().map(Entry::of));
         }
+        // a component's gaps are those its later packets had in training, at their decoded ranks
+        if model.component_gaps.fits(k) {
+            for (c, part) in packets.chunks_mut(per_component).enumerate() {
+                let mut gaps: Vec<f32> = part.iter().map(|e| e.time_diff_s).collect();
+                model.component_gaps.map_ranked(c, &mut gaps);
+                for (e, g) in part.iter_mut().zip(gaps) {
+                    e.time_diff_s = if g > 0.0 { model.gaps.snap(f64::from(g)) as f32 } else { 0.0 };
+                }
+            }
+        }
         let mut bin_payload = Vec::with_capacity(k * BINS);
         let share = |is: &dyn Fn(&Entry) -> bool| -> Vec<f32> { packets.chunks(per_component).map(|c| c.iter().filter(|e| is(e)).count() as f32 / c.len() as f32).collect() };
         let back_share = share(&|e| e.backward);

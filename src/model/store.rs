@@ -18,6 +18,8 @@ pub const TCP_HEADS: &str = "tcp_heads.safetensors";
 pub const PAYLOAD_SUPPORT: &str = "payload_support.safetensors";
 /// Recurring time gaps; optional (models made before it have none).
 pub const GAP_SUPPORT: &str = "gap_support.safetensors";
+/// Per packet component, the gaps of its later packets; optional (models made before it have none).
+pub const COMPONENT_GAPS: &str = "component_gaps.safetensors";
 
 pub fn flow_lstm_file(kind: &str) -> String {
     format!("flow_lstm_{kind}.safetensors")

@@ -137,6 +137,8 @@ fn save_load_gives_identical_outputs_and_bad_files_give_errors() {
     model.save(&out).unwrap();
     let back = Model::load(&out, Device::Cpu).unwrap();
     assert_eq!(back.manifest, model.manifest);
+    assert!(model.component_gaps.fits(model.packet_gmm.k()));
+    assert_eq!(back.component_gaps, model.component_gaps);
     let sample = |m: &Model| {
         let mut rng = SplitMix64::new(7);
         let c = m.sample_flow_components(FlowKind::Connected, 40, &mut rng).unwrap();
@@ -147,6 +149,15 @@ fn save_load_gives_identical_outputs_and_bad_files_give_errors() {
     assert_eq!(sample(&model), sample(&back));
     assert!(back.manifest.inputs[0].sha256.len() == 64 && back.manifest.inputs[0].path == cap.display().to_string());
     let dir = tmp.path();
+
+    // a model made before per-component gaps loads and maps none; a malformed table is named
+    let bad = dir.join("bad");
+    copy_dir(&out, &bad);
+    std::fs::remove_file(bad.join(store::COMPONENT_GAPS)).unwrap();
+    assert_eq!(Model::load(&bad, Device::Cpu).unwrap().component_gaps, component_gaps::ComponentGaps::default());
+    store::write_tensors(&bad.join(store::COMPONENT_GAPS), &[("component_gaps".into(), tch::Tensor::from_slice(&[0.5f64; 3]))]).unwrap();
+    let e = Model::load(&bad, Device::Cpu).err().unwrap().to_string();
+    assert!(e.contains(store::COMPONENT_GAPS) && e.contains("tensor `component_gaps` is [3]"), "{e}");
 
     // wrong format version
     let bad = dir.join("bad");
@@ -288,4 +299,27 @@ fn the_packet_banks_bins_split_each_component_by_payload() {
     }
     let back = share(bank.back_shares());
     assert!((back - 6.0 / 16.0).abs() < 0.06, "server's share {back}");
+}
+
+#[test]
+fn the_packet_banks_gaps_are_those_of_later_packets_not_a_first_packets_none() {
+    use crate::model::packet_bank::PacketBank;
+    let (_, mut model) = trained();
+    // the known capture's gaps after a flow's first packet are 0.1, 0.2, 1 and 5 ms
+    let later = |g: f64| (0.9e-4..=5.5e-3).contains(&g);
+    let bank = PacketBank::build(&model, 256, &mut SplitMix64::new(4));
+    let mut rng = SplitMix64::new(5);
+    for k in 0..bank.components() {
+        let gaps: Vec<f64> = (0..300).map(|_| bank.draw(k, &mut rng).time_diff_s).collect();
+        assert!(gaps.iter().all(|&g| later(g)), "component {k}: {gaps:?}");
+    }
+    // the client's SYN is always a flow's first packet: decoded as it is, its component has
+    // the first packet's "no gap", which a later packet drawn from it took
+    let opening = bank.opening_shares(0);
+    let syn = (0..opening.len()).max_by(|&a, &b| opening[a].total_cmp(&opening[b])).unwrap();
+    assert!(opening[syn] > 0.5, "{opening:?}");
+    model.component_gaps = component_gaps::ComponentGaps::default();
+    let decoded = PacketBank::build(&model, 256, &mut SplitMix64::new(4));
+    let none = (0..300).filter(|_| decoded.draw(syn, &mut rng).time_diff_s < 1e-5).count();
+    assert!(none > 150, "{none} of 300 SYNs without a gap as decoded");
 }

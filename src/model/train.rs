@@ -16,6 +16,7 @@ use super::gmm::{Gmm, GmmError, GmmFitOptions};
 use super::manifest::{AggregateLevel, Features, FlowLevel, KindCounts, Manifest, PacketLevel, TrainingSummary, FORMAT_VERSION};
 use super::scaler::Scaler;
 use super::payload_support::PayloadSupport;
+use super::component_gaps::ComponentGaps;
 use super::gap_support::GapSupport;
 use super::tcp_heads::TcpHeads;
 use super::vae::{TrainSettings, Vae, VaeShape};
@@ -256,6 +257,7 @@ pub fn train(paths: &[PathBuf], opts: &TrainOptions, progress: &mut dyn FnMut(Pr
     let tcp = TcpHeads::fit(&ds, (0..ds.flows.len()).filter(|&i| !is_val[i]));
     let payload = PayloadSupport::fit(&ds, train_rows.iter().copied());
     let gaps = GapSupport::fit(&ds, train_rows.iter().copied());
+    let component_gaps = ComponentGaps::fit(&ds, (0..ds.flows.len()).filter(|&i| !is_val[i]), &components, fit.k);
     let seconds_aggregate = t2.elapsed().as_secs_f64();
     progress(Progress::LevelDone { level: "aggregate".into(), seconds: seconds_aggregate });
 
@@ -283,7 +285,7 @@ pub fn train(paths: &[PathBuf], opts: &TrainOptions, progress: &mut dyn FnMut(Pr
         aggregate: AggregateLevel { gmm_k_max: opts.aggregate_k_max, flows: counts },
         training: TrainingSummary { packets: n as u64, vae_loss, lstm_loss, seconds_packet, seconds_flow, seconds_aggregate },
     };
-    Ok(Model { manifest, vae, packet_gmm: fit.gmm, lstm, aggregate, tcp, payload, gaps })
+    Ok(Model { manifest, vae, packet_gmm: fit.gmm, lstm, aggregate, tcp, payload, gaps, component_gaps })
 }
 
 #[cfg(test)]
