@@ -44,9 +44,10 @@ impl ComponentGaps {
     pub fn fit(ds: &Dataset, flows: impl Iterator<Item = usize>, components: &[i64], k: usize) -> ComponentGaps {
         let mut logs: Vec<Vec<f64>> = vec![Vec::new(); k];
         for f in flows.filter_map(|i| ds.flows.get(i)) {
-            for row in f.start + 1..(f.start + f.len).min(components.len()) {
+            let later = components.get(f.start + 1..(f.start + f.len).min(components.len())).unwrap_or_default();
+            for (row, &c) in (f.start + 1..).zip(later) {
                 let l = f64::from(ds.row(row)[col::LOG_DT]);
-                if let Some(c) = usize::try_from(components[row]).ok().filter(|&c| c < k && l.is_finite()) {
+                if let Some(c) = usize::try_from(c).ok().filter(|&c| c < k && l.is_finite()) {
                     logs[c].push(l);
                 }
             }
