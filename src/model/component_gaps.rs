@@ -6,7 +6,7 @@
 //! backbone link), most rows of a component are first packets: the VAE decodes the component
 //! to "no gap", smeared over 0–3 µs. A later packet drawn from it got that gap. On
 //! netshare_caida 35 % of the synthetic gaps inside flows were under 1 µs, against 10 % in
-//! training; the flows' durations came out short.
+//! training, and their median was 4.8 µs against 10–12 µs.
 //!
 //! So training keeps, per component, the share of zero gaps and [`QUANTILES`] quantiles of
 //! the positive `log10` gaps of its rows that are not a flow's first ([`ComponentGaps::fit`]).
