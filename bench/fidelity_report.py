@@ -97,9 +97,9 @@ def seed_runs(root):
     return sorted(runs)
 
 
-def verdicts(run):
-    """{(capture, metric): (met, floor meets, real data meets the whole goal)} of one run (metrics with a value)."""
-    return {(c, m["name"]): (met(m), reach(m), floor_met(m)) for c, ms in load(run).items() for m in ms if met(m) is not None}
+def verdicts(docs):
+    """{(capture, metric): (met, floor meets, real data meets the whole goal)} of one run's documents (metrics with a value)."""
+    return {(c, m["name"]): (met(m), reach(m), floor_met(m)) for c, ms in docs.items() for m in ms if met(m) is not None}
 
 
 def seeds(root):
@@ -107,7 +107,7 @@ def seeds(root):
     failing = {}
     sums = [0, 0, 0]
     for seed, run in runs:
-        v = verdicts(run)
+        v = verdicts(load(run))
         n_met, n_reach = sum(x[0] for x in v.values()), sum(x[1] for x in v.values())
         print(f"seed {seed}: meets goal {n_met}/{len(v)}, floor meets {n_reach}/{len(v)}")
         sums = [sums[0] + n_met, sums[1] + n_reach, sums[2] + len(v)]
@@ -129,9 +129,10 @@ def diff(a, b):
     common = sorted(set(runs_a) & set(runs_b))
     if not common:
         sys.exit("no seed the two runs share")
+    docs = {seed: (load(runs_a[seed]), load(runs_b[seed])) for seed in common}
     tot = [0, 0]
     for seed in common:
-        va, vb = verdicts(runs_a[seed]), verdicts(runs_b[seed])
+        va, vb = verdicts(docs[seed][0]), verdicts(docs[seed][1])
         na, nb = sum(x[0] for x in va.values()), sum(x[0] for x in vb.values())
         tot = [tot[0] + na, tot[1] + nb]
         print(f"seed {seed}: A {na}/{len(va)}  B {nb}/{len(vb)}")
@@ -144,7 +145,7 @@ def diff(a, b):
     # (ratios below 0.1 count as 0.1: a cell far under its floor cannot outweigh the rest)
     logs = {}
     for seed in common:
-        ra, rb = ratios(runs_a[seed]), ratios(runs_b[seed])
+        ra, rb = ratios(docs[seed][0]), ratios(docs[seed][1])
         for key in set(ra) & set(rb):
             l = logs.setdefault(key[0], [0.0, 0.0, 0])
             l[0] += math.log(max(ra[key], 0.1))
@@ -158,9 +159,9 @@ def diff(a, b):
         print(f"    {'all':<36} {n:>4} values  A {math.exp(la / n):.3f}  B {math.exp(lb / n):.3f}")
 
 
-def ratios(run):
-    """{(capture, metric): synthetic/floor} of one run, where both are there and the floor is > 0."""
-    return {(c, m["name"]): m["synthetic"] / m["floor"] for c, ms in load(run).items() for m in ms
+def ratios(docs):
+    """{(capture, metric): synthetic/floor} of one run's documents, where both are there and the floor is > 0."""
+    return {(c, m["name"]): m["synthetic"] / m["floor"] for c, ms in docs.items() for m in ms
             if m.get("synthetic") is not None and m.get("floor")}
 
 

@@ -87,9 +87,7 @@ impl ComponentGaps {
             gaps[i] = if u < zero || q[0].is_nan() {
                 0.0
             } else {
-                let x = ((u - zero) / (1.0 - zero)).clamp(0.0, 1.0) * (QUANTILES - 1) as f64;
-                let j = (x as usize).min(QUANTILES - 2);
-                10f64.powf(q[j] + (q[j + 1] - q[j]) * (x - j as f64)) as f32
+                log_quantile_at(q, ((u - zero) / (1.0 - zero)).clamp(0.0, 1.0)) as f32
             };
         }
     }
@@ -114,6 +112,14 @@ impl ComponentGaps {
         }
         Ok(ComponentGaps { table })
     }
+}
+
+/// The value at level `u` in [0, 1] of a distribution given by equally spaced quantiles `q`
+/// of its `log10` (at least two), log-linear between them.
+pub fn log_quantile_at(q: &[f64], u: f64) -> f64 {
+    let x = u * (q.len() - 1) as f64;
+    let i = (x as usize).min(q.len() - 2);
+    10f64.powf(q[i] + (q[i + 1] - q[i]) * (x - i as f64))
 }
 
 /// One component's row: the weighted share of zero gaps, then the quantiles of the positive

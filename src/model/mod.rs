@@ -80,6 +80,14 @@ pub struct PacketSample {
     pub time_diff_s: f64,
 }
 
+/// The tensors of `file` in `dir`, parsed by `parse` (given a lookup by name); a file that
+/// cannot be read or whose tensors do not parse is an error naming it.
+fn parsed<T>(dir: &Path, file: &str, parse: impl FnOnce(&dyn Fn(&str) -> Option<Tensor>) -> Result<T, String>) -> Result<T, ModelError> {
+    let path = dir.join(file);
+    let t = store::read_tensors(&path)?;
+    parse(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path, msg })
+}
+
 impl Model {
     /// Loads a model directory onto `device`.
     pub fn load(dir: &Path, device: Device) -> Result<Model, ModelError> {
@@ -92,13 +100,10 @@ impl Model {
         store::check_size(&vae_path, "packet.vae", manifest.packet.vae.parameters())?;
         let mut vae = Vae::new(manifest.packet.vae, device);
         store::load_varstore(&vae_path, &mut vae.vs)?;
-        let gmm_path = dir.join(store::PACKET_GMM);
-        let t = store::read_tensors(&gmm_path)?;
-        let packet_gmm = Gmm::from_named("gmm", |n| t.get(n).map(|x| x.shallow_clone()))
-            .map_err(|e| ModelError::Invalid { path: gmm_path.clone(), msg: e.to_string() })?;
+        let packet_gmm = parsed(dir, store::PACKET_GMM, |get| Gmm::from_named("gmm", get).map_err(|e| e.to_string()))?;
         if packet_gmm.dim() as i64 != manifest.packet.vae.latent || packet_gmm.k() != manifest.packet.gmm_k {
             return Err(ModelError::Invalid {
-                path: gmm_path,
+                path: dir.join(store::PACKET_GMM),
                 msg: format!("GMM is {}×{}, the manifest says k={} latent={}", packet_gmm.k(), packet_gmm.dim(), manifest.packet.gmm_k, manifest.packet.vae.latent),
             });
         }
@@ -114,36 +119,19 @@ impl Model {
             store::load_varstore(&path, &mut m.vs)?;
             lstm[kind.index()] = Some(m);
         }
-        let agg_path = dir.join(store::AGGREGATE);
-        let t = store::read_tensors(&agg_path)?;
-        let aggregate = Aggregate::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: agg_path.clone(), msg })?;
+        let aggregate = parsed(dir, store::AGGREGATE, |get| Aggregate::from_named(get))?;
         let k = packet_gmm.k();
         if let Some(i) = aggregate.standing.iter().position(|s| !s.chain.is_empty() && !s.chain_fits(k)) {
             let msg = format!("tensors `standing.c{i}.*` do not fit {k} packet components");
-            return Err(ModelError::Invalid { path: agg_path, msg });
+            return Err(ModelError::Invalid { path: dir.join(store::AGGREGATE), msg });
         }
-        let tcp_path = dir.join(store::TCP_HEADS);
-        let t = store::read_tensors(&tcp_path)?;
-        let tcp = TcpHeads::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: tcp_path, msg })?;
-        let support_path = dir.join(store::PAYLOAD_SUPPORT);
-        let t = store::read_tensors(&support_path)?;
-        let payload = PayloadSupport::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: support_path, msg })?;
-        // recurring gaps: a file of its own, absent in models made before it
-        let gap_path = dir.join(store::GAP_SUPPORT);
-        let gaps = if gap_path.exists() {
-            let t = store::read_tensors(&gap_path)?;
-            GapSupport::from_named(&|n| t.get(n).map(|x| x.shallow_clone())).map_err(|msg| ModelError::Invalid { path: gap_path, msg })?
-        } else {
-            GapSupport::default()
-        };
-        // per-component gaps: also a file of its own, absent in models made before it
-        let cg_path = dir.join(store::COMPONENT_GAPS);
-        let component_gaps = if cg_path.exists() {
-            let t = store::read_tensors(&cg_path)?;
-            ComponentGaps::from_named(&|n| t.get(n).map(|x| x.shallow_clone()), k).map_err(|msg| ModelError::Invalid { path: cg_path, msg })?
-        } else {
-            ComponentGaps::default()
-        };
+        let tcp = parsed(dir, store::TCP_HEADS, |get| TcpHeads::from_named(get))?;
+        let payload = parsed(dir, store::PAYLOAD_SUPPORT, |get| PayloadSupport::from_named(get))?;
+        // recurring gaps and per-component gaps: files of their own, absent in models made
+        // before them
+        let optional = |file: &str| dir.join(file).exists();
+        let gaps = if optional(store::GAP_SUPPORT) { parsed(dir, store::GAP_SUPPORT, |get| GapSupport::from_named(get))? } else { GapSupport::default() };
+        let component_gaps = if optional(store::COMPONENT_GAPS) { parsed(dir, store::COMPONENT_GAPS, |get| ComponentGaps::from_named(get, k))? } else { ComponentGaps::default() };
         Ok(Model { manifest, vae, packet_gmm, lstm, aggregate, tcp, payload, gaps, component_gaps })
     }
 

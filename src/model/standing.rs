@@ -107,9 +107,7 @@ impl StandingFlow {
         if q[0].is_nan() {
             return None;
         }
-        let x = u * (GAP_QUANTILES - 1) as f64;
-        let i = (x as usize).min(GAP_QUANTILES - 2);
-        Some(10f64.powf(q[i] + (q[i + 1] - q[i]) * (x - i as f64)))
+        Some(super::component_gaps::log_quantile_at(q, u))
     }
 }
 
