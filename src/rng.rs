@@ -55,6 +55,8 @@ pub struct Weyl {
 pub const GOLDEN: f64 = 0.618_033_988_749_894_8;
 /// √2 − 1: a second step, for a sequence drawn beside a [`GOLDEN`] one.
 pub const SILVER: f64 = 0.414_213_562_373_095_1;
+/// √3 − 1: a third step, for sequences drawn beside [`GOLDEN`] and [`SILVER`] ones.
+pub const ROOT3: f64 = 0.732_050_807_568_877_2;
 
 impl Weyl {
     /// A sequence of step [`GOLDEN`] starting at a point drawn from `rng`.

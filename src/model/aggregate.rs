@@ -21,7 +21,7 @@ use super::marginals::Marginals;
 use super::shared_hosts::{self, SharedHosts};
 use super::standing::{self, StandingFlow};
 use crate::flow::{Direction, FlowKind};
-use crate::rng::{SplitMix64, Weyl, SILVER};
+use crate::rng::{SplitMix64, Weyl, ROOT3, SILVER};
 
 /// Below this many flows, a kind's size GMM has one component.
 pub const FEW_FLOWS: usize = 8;
@@ -142,19 +142,38 @@ pub struct Aggregate {
     pub standing: Vec<StandingFlow>,
 }
 
-/// Low-discrepancy draws of a stream's flow kinds and, per kind, size components
-/// ([`Aggregate::sample_flow_with`]): a share of p comes up within a few flows of n·p in any n
-/// flows in a row, where independent draws scatter by √(n·p). A capture's mix is what a model
-/// should give back; the scatter of a small sample is not.
+/// Low-discrepancy draws of a stream's flow kinds, per kind its size components and per
+/// component the rows of its port table ([`Aggregate::sample_flow_with`]): a share of p comes
+/// up within a few flows of n·p in any n flows in a row, where independent draws scatter by
+/// √(n·p). A capture's mix is what a model should give back; the scatter of a small sample is
+/// not.
 #[derive(Clone, Debug)]
 pub struct Strata {
     kind: Weyl,
     component: [Weyl; 3],
+    /// Per kind, per size component: the row of the component's port table (made on first use).
+    port: [Vec<Weyl>; 3],
+    /// Start points of the port sequences.
+    starts: SplitMix64,
 }
 
 impl Strata {
     pub fn new(rng: &mut SplitMix64) -> Strata {
-        Strata { kind: Weyl::new(rng), component: std::array::from_fn(|_| Weyl::with_step(SILVER, rng)) }
+        Strata {
+            kind: Weyl::new(rng),
+            component: std::array::from_fn(|_| Weyl::with_step(SILVER, rng)),
+            port: Default::default(),
+            starts: SplitMix64::new(rng.next_u64()),
+        }
+    }
+
+    /// The next point of the port sequence of kind `k`'s size component `c`.
+    fn port_u(&mut self, k: usize, c: usize) -> f64 {
+        let seqs = &mut self.port[k];
+        while seqs.len() <= c {
+            seqs.push(Weyl::with_step(ROOT3, &mut self.starts));
+        }
+        seqs[c].next_f64()
     }
 }
 
@@ -207,11 +226,6 @@ pub fn draw<T: Copy>(t: &[Weighted<T>], rng: &mut SplitMix64) -> Option<T> {
 /// As [`draw`], the row's index.
 fn draw_index<T>(t: &[Weighted<T>], rng: &mut SplitMix64) -> Option<usize> {
     index_at(t.iter().map(|w| w.p), rng.next_f64())
-}
-
-/// The index of a row drawn with the given weights (summing to 1; None when empty).
-fn draw_index_in(weights: &[f64], rng: &mut SplitMix64) -> Option<usize> {
-    index_at(weights.iter().copied(), rng.next_f64())
 }
 
 /// The row where `u` in 0..1 falls among weights summing to 1 (the last where rounding leaves it past them).
@@ -294,9 +308,13 @@ fn bytes_bin(level: f64) -> usize {
 }
 
 /// Per [`BYTES_BINS`] bin: the weights of the rows of a component's port `table` among the
-/// component's `rows` whose bytes lie in that bin of the component's (their mid-rank among
-/// the component's flows, as a drawn flow's bytes level is its place among them), shrunk
-/// towards the table's own weights by one flow. Flows of ports past the table count nowhere.
+/// component's `rows` whose bytes lie in that bin of the component's, shrunk towards the
+/// table's own weights by one flow. A drawn flow's bytes level is its place among the
+/// component's flows, and a level anywhere in the span of ranks that flows of equal bytes
+/// share maps to those bytes; so each flow counts in every bin by the share of its ties' span
+/// that lies in it (counted at the middle of the span, 10 port-23 scans among 70 ties filling
+/// 70 % of the levels got 6.6 % of the draws, not 10 %; tested). Flows of ports past the table
+/// count nowhere.
 fn port_weights_by_bytes<'a>(rows: impl Iterator<Item = &'a FlowRow> + Clone, table: &[Weighted<(u16, u8)>]) -> [Vec<f64>; BYTES_BINS] {
     let mut bytes: Vec<u64> = rows.clone().map(|r| r.bytes).collect();
     bytes.sort_unstable();
@@ -304,9 +322,14 @@ fn port_weights_by_bytes<'a>(rows: impl Iterator<Item = &'a FlowRow> + Clone, ta
     let mut counts: [Vec<f64>; BYTES_BINS] = std::array::from_fn(|_| vec![0.0; table.len()]);
     for r in rows {
         let Some(i) = table.iter().position(|w| w.value == (r.server_port, r.ip_proto)) else { continue };
+        // the levels its ties span: a drawn flow of these bytes has a level among them
         let below = bytes.partition_point(|&b| b < r.bytes) as f64;
         let equal = bytes.partition_point(|&b| b <= r.bytes) as f64 - below;
-        counts[bytes_bin((below + equal / 2.0) / n)][i] += 1.0;
+        let (lo, hi) = (below / n, (below + equal) / n);
+        for (b, bin) in counts.iter_mut().enumerate() {
+            let (e0, e1) = (b as f64 / BYTES_BINS as f64, (b + 1) as f64 / BYTES_BINS as f64);
+            bin[i] += (hi.min(e1) - lo.max(e0)).max(0.0) / (hi - lo);
+        }
     }
     counts.map(|c| {
         let total: f64 = c.iter().sum();
@@ -555,9 +578,9 @@ impl Aggregate {
         self.sample_flow_with(None, rng)
     }
 
-    /// As [`Aggregate::sample_flow`], the kind and the size component drawn through `strata`
-    /// where given: the mix of kinds and of each kind's size components then holds in every
-    /// stretch of flows.
+    /// As [`Aggregate::sample_flow`], the kind, the size component and the port drawn through
+    /// `strata` where given: the mix of kinds, of each kind's size components and of each
+    /// component's ports then holds in every stretch of flows.
     pub fn sample_flow_with(&self, mut strata: Option<&mut Strata>, rng: &mut SplitMix64) -> FlowDraw {
         let gap_s = self.gap.as_ref().map_or(1.0, |g| 10f64.powf(draw_point(g, self.gap_marginals.as_ref(), None, rng).1[0].clamp(self.gap_range[0], self.gap_range[1])));
         let mut u = strata.as_mut().map_or_else(|| rng.next_f64(), |s| s.kind.next_f64());
@@ -572,7 +595,7 @@ impl Aggregate {
         let k = kind.index();
         let (packets, bytes, bytes_level, duration_s, component) = match &self.flow[k] {
             Some(g) => {
-                let component_u = strata.map(|s| s.component[k].next_f64());
+                let component_u = strata.as_mut().map(|s| s.component[k].next_f64());
                 let (c, v, level) = draw_point(g, self.marginals[k].as_ref(), component_u, rng);
                 (10f64.powf(v[0]).max(1.0), 10f64.powf(v[1]).max(1.0), level[1], 10f64.powf(v[2]), Some(c))
             }
@@ -582,9 +605,17 @@ impl Aggregate {
         let table = own_table.unwrap_or(&self.ports[k]);
         // the rows' weights at the flow's bytes level, where the model has them
         let at_level = component.filter(|_| own_table.is_some()).and_then(|c| self.port_by_bytes[k].get(c)).map(|bins| &bins[bytes_bin(bytes_level)]);
+        // through the component's own sequence where stratified: each component's port mix then
+        // holds in every stretch of its flows, as its share among flows does (the independent
+        // draw is made either way: the stream's later draws stay where they were)
+        let independent_u = rng.next_f64();
+        let port_u = match (strata, component) {
+            (Some(s), Some(c)) if own_table.is_some() => s.port_u(k, c),
+            _ => independent_u,
+        };
         let row = match at_level {
-            Some(w) => draw_index_in(w, rng),
-            None => draw_index(table, rng),
+            Some(w) => index_at(w.iter().copied(), port_u),
+            None => index_at(table.iter().map(|w| w.p), port_u),
         };
         // (the protocol's draw is made either way, as it always was: a stream's later draws stay where they were)
         let any_proto = draw(&self.proto[k], rng).unwrap_or(0);
@@ -945,6 +976,25 @@ mod tests {
         assert!(independent.iter().any(|n| !(8..=12).contains(n)), "independent draws scatter more: {independent:?}");
     }
 
+    #[test]
+    fn strata_keep_a_components_port_mix_in_every_stretch_of_its_flows() {
+        // one component of 100 flows, one in five of them (at every size) to port 5004
+        let rows: Vec<FlowRow> = rows()
+            .into_iter()
+            .take(100)
+            .enumerate()
+            .map(|(i, r)| FlowRow { bytes: 1000 + 10 * i as u64, server_port: if i % 5 == 0 { 5004 } else { 53 }, ..r })
+            .collect();
+        let agg = Aggregate::fit(&rows, 1, 1).unwrap();
+        let windows = |to_5004: Vec<bool>| to_5004.windows(50).step_by(5).map(|w| w.iter().filter(|&&x| x).count()).collect::<Vec<_>>();
+        let mut rng = SplitMix64::new(2);
+        let mut strata = Strata::new(&mut SplitMix64::new(3));
+        let stratified = windows((0..2000).map(|_| agg.sample_flow_with(Some(&mut strata), &mut rng).server_port == 5004).collect());
+        assert!(stratified.iter().all(|n| (8..=12).contains(n)), "flows to 5004 per 50: {stratified:?}");
+        let independent = windows((0..2000).map(|_| agg.sample_flow(&mut rng).server_port == 5004).collect());
+        assert!(independent.iter().any(|n| !(8..=12).contains(n)), "independent draws scatter more: {independent:?}");
+    }
+
     /// Of 4000 draws: the long flows (> 100 packets) and those of them `long` holds for, the
     /// short ones and those of them `short` holds for.
     fn long_and_short(agg: &Aggregate, seed: u64, long: impl Fn(&FlowDraw) -> bool, short: impl Fn(&FlowDraw) -> bool) -> ([u32; 2], [u32; 2]) {
@@ -969,6 +1019,27 @@ mod tests {
         // the kind-wide table alone would give 20 % / 80 %
         assert!(big > 500 && big_5004 as f64 > 0.95 * big as f64, "{big_5004} of {big} long flows to 5004");
         assert!(small > 2500 && small_53 as f64 > 0.95 * small as f64, "{small_53} of {small} short flows to 53");
+    }
+
+    #[test]
+    fn flows_of_equal_bytes_give_their_ports_the_share_they_had() {
+        // one component of 100 flows: 70 of 400 bytes (60 to 443, 10 to 23, which fill the
+        // lowest 70 % of its bytes levels) and 30 larger ones to 80
+        let rows: Vec<FlowRow> = rows()
+            .into_iter()
+            .take(100)
+            .enumerate()
+            .map(|(i, r)| match i {
+                0..60 => FlowRow { bytes: 400, server_port: 443, ..r },
+                60..70 => FlowRow { bytes: 400, server_port: 23, ..r },
+                _ => FlowRow { bytes: 1000 + 10 * i as u64, server_port: 80, ..r },
+            })
+            .collect();
+        let agg = Aggregate::fit(&rows, 1, 1).unwrap();
+        let mut rng = SplitMix64::new(6);
+        let to_23 = (0..4000).filter(|_| agg.sample_flow(&mut rng).server_port == 23).count();
+        // counted at the middle of their ties (one bin of four), they got 6.6 %
+        assert!((340..=460).contains(&to_23), "{to_23} of 4000 flows to port 23, not 10 %");
     }
 
     #[test]
