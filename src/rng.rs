@@ -57,7 +57,8 @@ pub const GOLDEN: f64 = 0.618_033_988_749_894_8;
 pub const SILVER: f64 = 0.414_213_562_373_095_1;
 /// √3 − 1: a third step, for sequences drawn beside [`GOLDEN`] and [`SILVER`] ones.
 pub const ROOT3: f64 = 0.732_050_807_568_877_2;
-/// √7 − 2: a fourth.
+/// √7 − 2: a fourth. Sequences that move together (one point each per flow) need steps that
+/// no rational combination links (√5, √2, √3, √7), or one's point would fix the other's.
 pub const ROOT7: f64 = 0.645_751_311_064_590_6;
 
 impl Weyl {
