@@ -974,11 +974,15 @@ mod tests {
         v
     }
 
+    /// How many of `hits` are true in each 50 draws in a row (every fifth stretch).
+    fn windows(hits: Vec<bool>) -> Vec<usize> {
+        hits.windows(50).step_by(5).map(|w| w.iter().filter(|&&x| x).count()).collect()
+    }
+
     #[test]
     fn strata_keep_the_share_of_large_flows_in_every_stretch_of_draws() {
         let agg = Aggregate::fit(&rows(), 6, 1).unwrap();
         // long flows in each 50 draws in a row (1 in 5 of the training flows)
-        let windows = |long: Vec<bool>| long.windows(50).step_by(5).map(|w| w.iter().filter(|&&l| l).count()).collect::<Vec<_>>();
         let mut rng = SplitMix64::new(2);
         let mut strata = Strata::new(&mut SplitMix64::new(3));
         let stratified = windows((0..2000).map(|_| agg.sample_flow_with(Some(&mut strata), &mut rng).packets > 100.0).collect());
@@ -997,7 +1001,6 @@ mod tests {
             .map(|(i, r)| FlowRow { bytes: 1000 + 10 * i as u64, server_port: if i % 5 == 0 { 5004 } else { 53 }, ..r })
             .collect();
         let agg = Aggregate::fit(&rows, 1, 1).unwrap();
-        let windows = |to_5004: Vec<bool>| to_5004.windows(50).step_by(5).map(|w| w.iter().filter(|&&x| x).count()).collect::<Vec<_>>();
         let mut rng = SplitMix64::new(2);
         let mut strata = Strata::new(&mut SplitMix64::new(3));
         let stratified = windows((0..2000).map(|_| agg.sample_flow_with(Some(&mut strata), &mut rng).server_port == 5004).collect());
